@@ -1,0 +1,1 @@
+//! The HTTP API: routes, authentication, rate limits, problem errors and OpenAPI docs.

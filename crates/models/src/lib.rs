@@ -1,0 +1,1 @@
+//! Model adapters: OpenAI Chat Completions, Anthropic Messages and a simulated provider.

@@ -1,0 +1,1 @@
+//! Per-tenant sliding-window rate limits, counted in Redis or in process.

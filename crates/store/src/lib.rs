@@ -1,0 +1,1 @@
+//! PostgreSQL access: migrations, tenants, keys, tools, agents, executions and the job queue.

@@ -1,0 +1,1 @@
+//! The worker: takes run jobs from the queue, calls the model adapter, writes results.
