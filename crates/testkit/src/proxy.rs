@@ -1,0 +1,1 @@
+//! A TCP proxy a test can cut and restore, to take a service away without stopping it.
