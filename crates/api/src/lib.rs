@@ -1,1 +1,139 @@
-//! The HTTP API: routes, authentication, rate limits, problem errors and OpenAPI docs.
+//! The HTTP API: authentication, validation, tools, agents, runs and
+//! executions, operations endpoints and the interactive docs.
+//!
+//! The API is stateless: every replica gives the same answers, because all
+//! state is in PostgreSQL (and rate-limit counters in Redis). [`serve`] is
+//! the one entry point; the binary and the tests both call it.
+
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod observe;
+pub mod routes;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, Uri};
+use axum::middleware;
+use store::PgPool;
+use tokio::net::TcpListener;
+use tower::{Layer, ServiceBuilder};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use routes::models::ModelCatalog;
+
+use crate::auth::Authenticator;
+use crate::error::ApiError;
+use crate::extract::BODY_LIMIT;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub pool: PgPool,
+    /// Key → tenant, cached.
+    pub auth: Authenticator,
+    /// Which models run live.
+    pub catalog: ModelCatalog,
+}
+
+impl AppState {
+    /// State for an API reading and writing `pool`.
+    pub fn new(pool: PgPool, catalog: ModelCatalog) -> Self {
+        Self {
+            auth: Authenticator::new(pool.clone()),
+            pool,
+            catalog,
+        }
+    }
+}
+
+/// The whole application as a router, before the trailing-slash rewrite.
+pub fn router(state: AppState) -> Router {
+    let (keyed, openapi) = OpenApiRouter::with_openapi(docs::base())
+        .routes(routes!(routes::tools::list, routes::tools::create))
+        .routes(routes!(
+            routes::tools::get,
+            routes::tools::update,
+            routes::tools::delete
+        ))
+        .routes(routes!(routes::agents::list, routes::agents::create))
+        .routes(routes!(
+            routes::agents::get,
+            routes::agents::update,
+            routes::agents::delete
+        ))
+        .routes(routes!(routes::runs::run))
+        .routes(routes!(routes::executions::list))
+        .routes(routes!(routes::executions::get))
+        .routes(routes!(routes::executions::cancel))
+        .routes(routes!(routes::models::list))
+        .split_for_parts();
+    let keyed = keyed.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_key,
+    ));
+
+    let (public, openapi) = OpenApiRouter::with_openapi(openapi)
+        .routes(routes!(routes::ops::healthz))
+        .routes(routes!(routes::ops::readyz))
+        .routes(routes!(routes::ops::metrics))
+        .split_for_parts();
+
+    let request_id = HeaderName::from_static("x-request-id");
+    keyed
+        .merge(public)
+        .merge(docs::routes(openapi))
+        .fallback(|| async {
+            ApiError::NotFound("Nothing exists at this path; see /docs.".to_owned())
+        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(middleware::from_fn(error::render_problems))
+                .layer(middleware::from_fn(observe::observe))
+                .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT)),
+        )
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// `/tools/` answers as `/tools` (no redirect). `/docs` keeps its slash:
+/// Swagger UI's assets are relative to `/docs/`.
+fn trim_trailing_slash(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') && !path.starts_with("/docs") {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let rewritten = match request.uri().query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_owned(),
+        };
+        if let Ok(uri) = rewritten.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}

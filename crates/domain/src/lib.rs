@@ -24,4 +24,6 @@ pub use paging::{Page, Paged};
 pub use prompt::{Prompt, ToolSpec};
 pub use reference::Ref;
 pub use resources::{Agent, Execution, Tenant, Tool};
-pub use text::{AgentName, Description, FieldError, Instructions, Parameters, Role, Task, ToolName};
+pub use text::{
+    AgentName, Description, FieldError, Instructions, Parameters, Role, Task, ToolName,
+};

@@ -34,15 +34,39 @@ impl Default for TenantLimits {
     /// 60 runs and 6,000 requests per minute.
     fn default() -> Self {
         Self {
-            runs: Limit { limit: 60, window_secs: 60 },
-            requests: Limit { limit: 6_000, window_secs: 60 },
+            runs: Limit {
+                limit: 60,
+                window_secs: 60,
+            },
+            requests: Limit {
+                limit: 6_000,
+                window_secs: 60,
+            },
         }
     }
 }
 
 /// The demo tenants: name (which is also the key) and run limit.
 pub const DEMO_TENANTS: [(&str, Limit); 3] = [
-    ("tenant_a", Limit { limit: 10, window_secs: 3_600 }),
-    ("tenant_b", Limit { limit: 200, window_secs: 86_400 }),
-    ("tenant_c", Limit { limit: 2, window_secs: 60 }),
+    (
+        "tenant_a",
+        Limit {
+            limit: 10,
+            window_secs: 3_600,
+        },
+    ),
+    (
+        "tenant_b",
+        Limit {
+            limit: 200,
+            window_secs: 86_400,
+        },
+    ),
+    (
+        "tenant_c",
+        Limit {
+            limit: 2,
+            window_secs: 60,
+        },
+    ),
 ];

@@ -6,8 +6,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A supported model, by the name clients use.
+/// A supported model, by the name clients use. Reading one from JSON says
+/// which names are supported when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String")]
 pub enum Model {
     /// OpenAI GPT-4o, the default.
     #[default]
@@ -54,6 +56,14 @@ impl fmt::Display for Model {
     }
 }
 
+impl TryFrom<String> for Model {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        value.parse()
+    }
+}
+
 impl FromStr for Model {
     type Err = String;
 
@@ -61,7 +71,12 @@ impl FromStr for Model {
         Model::ALL
             .into_iter()
             .find(|model| model.as_str() == value)
-            .ok_or_else(|| format!("is not a supported model; use one of {}", Model::supported_list()))
+            .ok_or_else(|| {
+                format!(
+                    "is not a supported model; use one of {}",
+                    Model::supported_list()
+                )
+            })
     }
 }
 
@@ -124,7 +139,10 @@ mod tests {
     #[test]
     fn unknown_models_are_refused_with_the_supported_list() {
         let error = "gpt-5".parse::<Model>().unwrap_err();
-        assert!(error.contains("gpt-4o, gpt-4-turbo, claude-3-opus"), "{error}");
+        assert!(
+            error.contains("gpt-4o, gpt-4-turbo, claude-3-opus"),
+            "{error}"
+        );
     }
 
     #[test]

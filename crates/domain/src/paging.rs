@@ -38,7 +38,10 @@ impl Page {
 
     /// A page from values already checked by [`Page::number`] and [`Page::size`].
     pub fn new(number: u32, size: u32) -> Result<Self, String> {
-        Ok(Self { number: Self::number(number)?, size: Self::size(size)? })
+        Ok(Self {
+            number: Self::number(number)?,
+            size: Self::size(size)?,
+        })
     }
 
     /// The 1-based page number.
@@ -65,13 +68,21 @@ impl Page {
     pub fn paged<T>(self, mut rows: Vec<T>) -> Paged<T> {
         let has_more = rows.len() > self.size as usize;
         rows.truncate(self.size as usize);
-        Paged { items: rows, page: self.number, page_size: self.size, has_more }
+        Paged {
+            items: rows,
+            page: self.number,
+            page_size: self.size,
+            has_more,
+        }
     }
 }
 
 impl Default for Page {
     fn default() -> Self {
-        Self { number: 1, size: Self::DEFAULT_SIZE }
+        Self {
+            number: 1,
+            size: Self::DEFAULT_SIZE,
+        }
     }
 }
 

@@ -48,7 +48,11 @@ impl Prompt {
             system.push_str("\n\n");
             system.push_str(instructions);
         }
-        Self { system, tools, task: task.to_owned() }
+        Self {
+            system,
+            tools,
+            task: task.to_owned(),
+        }
     }
 }
 
@@ -60,7 +64,14 @@ mod tests {
     fn instructions_are_appended_only_when_present() {
         let bare = Prompt::new("Ada", "a researcher", "Finds papers.", "", vec![], "t");
         assert_eq!(bare.system, "You are Ada, a researcher.\n\nFinds papers.");
-        let full = Prompt::new("Ada", "a researcher", "Finds papers.", "Be brief.", vec![], "t");
+        let full = Prompt::new(
+            "Ada",
+            "a researcher",
+            "Finds papers.",
+            "Be brief.",
+            vec![],
+            "t",
+        );
         assert!(full.system.ends_with("\n\nBe brief."));
     }
 }

@@ -21,7 +21,10 @@ pub struct FieldError {
 impl FieldError {
     /// A problem with `field`, described by `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -54,7 +57,9 @@ fn check_text(value: &str, min: usize, max: usize) -> Result<(), String> {
 /// id: a name that looked like one could never be found by name.
 fn reject_uuid_like(value: &str) -> Result<(), String> {
     if Uuid::try_parse(value).is_ok() {
-        return Err("must not be a UUID in any form, so that it cannot be mistaken for an id".into());
+        return Err(
+            "must not be a UUID in any form, so that it cannot be mistaken for an id".into(),
+        );
     }
     Ok(())
 }
@@ -212,7 +217,9 @@ fn contains_nul(value: &Value) -> bool {
     match value {
         Value::String(text) => text.contains('\0'),
         Value::Array(items) => items.iter().any(contains_nul),
-        Value::Object(map) => map.iter().any(|(key, item)| key.contains('\0') || contains_nul(item)),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, item)| key.contains('\0') || contains_nul(item)),
         Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
@@ -232,7 +239,12 @@ mod tests {
     #[test]
     fn names_that_parse_as_uuids_are_rejected_in_every_form() {
         let id = "67e55044-10b1-426f-9247-bb680e5fe0c8";
-        for form in [id.to_owned(), id.replace('-', ""), format!("{{{id}}}"), format!("urn:uuid:{id}")] {
+        for form in [
+            id.to_owned(),
+            id.replace('-', ""),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+        ] {
             assert!(AgentName::parse(form.clone()).is_err(), "{form}");
         }
         assert!(ToolName::parse(id.replace('-', "")).is_err());

@@ -1,0 +1,229 @@
+//! Strict extractors: JSON bodies, query strings and `{ref}` path segments.
+//!
+//! They enforce the contract's order of checks for what a request carries:
+//! 415 (not declared JSON), 413 (over 1 MiB), 400 (not JSON), then 422 for
+//! anything the body or query says wrong: unknown, repeated, missing or
+//! `null` fields, bad values, a body that is not an object, U+0000. A 422
+//! names the offending field by its path (`tool_ids[1]`).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use domain::{FieldError, Ref};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// The largest body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON body, checked strictly and deserialized into `T`.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        if !declares_json(&request) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
+            ApiError::MalformedJson(format!(
+                "The body is not valid JSON ({error}); fix its syntax."
+            ))
+        })?;
+        if !value.is_object() {
+            return Err(ApiError::invalid("body", "must be a JSON object"));
+        }
+        from_value(value).map(Json)
+    }
+}
+
+fn declares_json(request: &Request) -> bool {
+    let Some(content_type) = request.headers().get(CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(content_type) = content_type.to_str() else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        ApiError::invalid_fields(vec![field_error(&path, &error.into_inner().to_string())])
+    })
+}
+
+/// Turns serde's message into a field path and a sentence a client can act on.
+fn field_error(path: &str, message: &str) -> FieldError {
+    if let Some(field) = quoted_after(message, "missing field `") {
+        return FieldError::new(join(path, &field), "is required");
+    }
+    if let Some(field) = quoted_after(message, "unknown field `") {
+        let hint = if field == "tenant_id" {
+            "is not accepted: the tenant comes from your X-API-Key".to_owned()
+        } else {
+            "is not a field of this request; remove it".to_owned()
+        };
+        return FieldError::new(join(path, &field), hint);
+    }
+    if let Some(field) = quoted_after(message, "duplicate field `") {
+        return FieldError::new(join(path, &field), "is given more than once");
+    }
+    let field = if path == "." || path.is_empty() {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    };
+    FieldError::new(field, friendly(message))
+}
+
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.strip_prefix(prefix)?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+/// The full path of `field` under `path`; serde sometimes already put the
+/// field on the path (unknown fields), sometimes not (missing ones).
+fn join(path: &str, field: &str) -> String {
+    if path == "." || path.is_empty() {
+        field.to_owned()
+    } else if path == field || path.ends_with(&format!(".{field}")) {
+        path.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// serde's wording names Rust types; say what the client should send.
+fn friendly(message: &str) -> String {
+    if message.starts_with("invalid type: null") {
+        return "must not be null; leave the field out to keep its default".to_owned();
+    }
+    if message.contains("UUID parsing failed")
+        || message.contains("invalid character") && message.contains("UUID")
+    {
+        return "must be a UUID".to_owned();
+    }
+    if message.starts_with("invalid digit") || message.starts_with("cannot parse integer") {
+        return "must be a whole number".to_owned();
+    }
+    if message.starts_with("invalid type:") {
+        let expected = message.rsplit("expected ").next().unwrap_or("another type");
+        return format!("has the wrong type; expected {expected}");
+    }
+    message.to_owned()
+}
+
+/// A field that may be left out but never given as `null`:
+/// `#[serde(default, deserialize_with = "present")]`.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct NotNull<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for NotNull<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a value other than null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Err(E::custom("invalid type: null"))
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(
+            self,
+            deserializer: D2,
+        ) -> Result<Self::Value, D2::Error> {
+            T::deserialize(deserializer).map(Some)
+        }
+    }
+
+    deserializer.deserialize_option(NotNull(std::marker::PhantomData))
+}
+
+/// A query string, deserialized strictly into `T`: unknown or repeated
+/// parameters are a 422, like anything that does not parse.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|_| ApiError::invalid("query", "is not a valid query string"))?;
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(ApiError::invalid(
+                name.replace('\0', ""),
+                "must not contain U+0000",
+            ));
+        }
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                ApiError::invalid_fields(vec![field_error(&path, &error.into_inner().to_string())])
+            })
+    }
+}
+
+/// A `{ref}` path segment: an id or a name. U+0000 is a 422; a segment that
+/// is not even UTF-8 names nothing, a 404.
+pub struct PathRef(pub Ref);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let segment = path_segment(parts, state).await?;
+        Ok(PathRef(Ref::parse(&segment)))
+    }
+}
+
+/// An `{id}` path segment that must be a UUID: anything else names nothing.
+pub struct PathId(pub Option<uuid::Uuid>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let segment = path_segment(parts, state).await?;
+        Ok(PathId(uuid::Uuid::try_parse(&segment).ok()))
+    }
+}
+
+async fn path_segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ApiError> {
+    let axum::extract::Path(segment) =
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("Nothing exists at this path.".to_owned()))?;
+    if segment.contains('\0') {
+        return Err(ApiError::invalid("ref", "must not contain U+0000"));
+    }
+    Ok(segment)
+}

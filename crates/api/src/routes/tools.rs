@@ -1,0 +1,210 @@
+//! `/tools`: functions agents may ask a model to call.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json as JsonReply};
+use domain::{Description, Paged, Parameters, Ref, Tenant, Tool, ToolName};
+use serde::Deserialize;
+use store::Constraint;
+use store::tools::{Deletion, NewTool, ToolChanges, ToolFilter};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{conflict_on, created, describe, page};
+use crate::AppState;
+use crate::error::{ApiError, ProblemBody};
+use crate::extract::{Json, PathRef, Query, present};
+
+/// A tool to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTool {
+    /// 1-64 of `A-Z a-z 0-9 _ -`, unique in your tenant.
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]+$")]
+    name: ToolName,
+    /// What the tool does, 1-4096 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 4096)]
+    description: Description,
+    /// JSON Schema of the arguments, `type` `object`; default
+    /// `{"type":"object","properties":{}}`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<Parameters>,
+}
+
+/// Fields of a tool to change; those left out keep their value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTool {
+    /// A new name.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    name: Option<ToolName>,
+    /// A new description.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 4096)]
+    description: Option<Description>,
+    /// New parameters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    parameters: Option<Parameters>,
+}
+
+/// Filters and paging for `GET /tools`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListTools {
+    /// 1-based page number (1-1,000,000, default 1).
+    page: Option<u32>,
+    /// Items per page (1-100, default 20).
+    page_size: Option<u32>,
+    /// Only the tool with this exact name.
+    name: Option<String>,
+    /// Only the tools of the agent with this name (404 if there is none).
+    agent_name: Option<String>,
+}
+
+fn name_taken(name: &str) -> impl FnOnce() -> String + '_ {
+    move || format!("A tool named {name:?} already exists; choose another name.")
+}
+
+fn not_found(reference: &Ref) -> ApiError {
+    ApiError::NotFound(format!(
+        "No tool with {} exists in your tenant.",
+        describe(reference)
+    ))
+}
+
+/// Create a tool.
+#[utoipa::path(post, path = "/tools", tag = "tools", request_body = CreateTool,
+    responses(
+        (status = 201, description = "Created", body = Tool, headers(("Location" = String))),
+        (status = 409, description = "The name is taken", body = ProblemBody),
+        (status = 422, description = "Invalid body", body = ProblemBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
+    Json(body): Json<CreateTool>,
+) -> Result<Response, ApiError> {
+    let name = body.name.to_string();
+    let tool = NewTool {
+        name: body.name,
+        description: body.description,
+        parameters: body.parameters.unwrap_or_default(),
+    };
+    let tool = store::tools::create(&state.pool, tenant.id, tool)
+        .await
+        .map_err(conflict_on(Constraint::ToolName, name_taken(&name)))?;
+    Ok(created(&format!("/tools/{}", tool.id), tool))
+}
+
+/// List your tools, by name.
+#[utoipa::path(get, path = "/tools", tag = "tools", params(ListTools),
+    responses(
+        (status = 200, description = "A page of tools", body = Paged<Tool>),
+        (status = 404, description = "`agent_name` names no agent", body = ProblemBody),
+        (status = 422, description = "Invalid query", body = ProblemBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
+    Query(query): Query<ListTools>,
+) -> Result<JsonReply<Paged<Tool>>, ApiError> {
+    let page = page(query.page, query.page_size)?;
+    let agent_id = match query.agent_name {
+        None => None,
+        Some(name) => {
+            let reference = Ref::Name(name);
+            let id = store::agents::resolve(&state.pool, tenant.id, &reference).await?;
+            Some(id.ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "No agent with {} exists in your tenant.",
+                    describe(&reference)
+                ))
+            })?)
+        }
+    };
+    let filter = ToolFilter {
+        name: query.name,
+        agent_id,
+    };
+    Ok(JsonReply(
+        store::tools::list(&state.pool, tenant.id, &filter, page).await?,
+    ))
+}
+
+/// Get a tool by id or name.
+#[utoipa::path(get, path = "/tools/{ref}", tag = "tools",
+    params(("ref" = String, Path, description = "The tool's id or name")),
+    responses(
+        (status = 200, description = "The tool", body = Tool),
+        (status = 404, description = "No such tool", body = ProblemBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
+    PathRef(reference): PathRef,
+) -> Result<JsonReply<Tool>, ApiError> {
+    let tool = store::tools::get(&state.pool, tenant.id, &reference).await?;
+    tool.map(JsonReply).ok_or_else(|| not_found(&reference))
+}
+
+/// Change some of a tool's fields.
+#[utoipa::path(put, path = "/tools/{ref}", tag = "tools", request_body = UpdateTool,
+    params(("ref" = String, Path, description = "The tool's id or name")),
+    responses(
+        (status = 200, description = "The tool as it is now", body = Tool),
+        (status = 404, description = "No such tool", body = ProblemBody),
+        (status = 409, description = "The new name is taken", body = ProblemBody),
+        (status = 422, description = "Invalid body", body = ProblemBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
+    PathRef(reference): PathRef,
+    Json(body): Json<UpdateTool>,
+) -> Result<JsonReply<Tool>, ApiError> {
+    let name = body
+        .name
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let changes = ToolChanges {
+        name: body.name,
+        description: body.description,
+        parameters: body.parameters,
+    };
+    let tool = store::tools::update(&state.pool, tenant.id, &reference, changes)
+        .await
+        .map_err(conflict_on(Constraint::ToolName, name_taken(&name)))?;
+    tool.map(JsonReply).ok_or_else(|| not_found(&reference))
+}
+
+/// Delete a tool no agent uses.
+#[utoipa::path(delete, path = "/tools/{ref}", tag = "tools",
+    params(("ref" = String, Path, description = "The tool's id or name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such tool", body = ProblemBody),
+        (status = 409, description = "Agents still use it", body = ProblemBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(tenant): Extension<Tenant>,
+    PathRef(reference): PathRef,
+) -> Result<Response, ApiError> {
+    match store::tools::delete(&state.pool, tenant.id, &reference).await? {
+        Deletion::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
+        Deletion::NotFound => Err(not_found(&reference)),
+        Deletion::InUse(agents) => Err(ApiError::Conflict(format!(
+            "The tool is still used by agent(s) {}; remove it from them first.",
+            agents
+                .iter()
+                .map(|name| format!("{name:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,195 @@
+//! Configuration: every setting is an environment variable (or the flag of
+//! the same name), parsed and checked before anything starts. A missing or
+//! malformed value stops the command with a message naming the variable.
+//! Secrets are held as `SecretString`, which never prints.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+
+/// The database every command needs.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Most connections this process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+}
+
+/// The database in `dev` mode: the local server by default.
+#[derive(Debug, Clone, Args)]
+pub struct DevDatabaseArgs {
+    /// PostgreSQL URL; the database is created if missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/agent_platform"
+    )]
+    pub database_url: String,
+
+    /// Most connections this process opens.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+}
+
+impl From<DevDatabaseArgs> for DatabaseArgs {
+    fn from(args: DevDatabaseArgs) -> Self {
+        Self {
+            database_url: args.database_url,
+            database_max_connections: args.database_max_connections,
+        }
+    }
+}
+
+/// What to do with a request when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnRedisError {
+    /// Admit it (logged and counted in metrics).
+    Allow,
+    /// Refuse it with 503.
+    Deny,
+}
+
+/// The HTTP server of the API.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address the API listens on (containers use 0.0.0.0:8000).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
+    pub listen_addr: SocketAddr,
+
+    /// Redis URL for rate-limit counters shared by all replicas; without it
+    /// limits are counted in process, per replica.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Whether to admit or refuse requests while Redis is unreachable.
+    #[arg(
+        long,
+        env = "RATE_LIMIT_ON_REDIS_ERROR",
+        value_enum,
+        default_value = "allow"
+    )]
+    pub rate_limit_on_redis_error: OnRedisError,
+}
+
+/// Model providers. A provider without a key runs simulated.
+#[derive(Debug, Clone, Args)]
+pub struct ProviderArgs {
+    /// OpenAI (or compatible server) API key.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub openai_api_key: Option<SecretString>,
+
+    /// OpenAI-compatible base URL.
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
+    pub openai_base_url: String,
+
+    /// Anthropic API key.
+    #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub anthropic_api_key: Option<SecretString>,
+
+    /// Anthropic base URL.
+    #[arg(
+        long,
+        env = "ANTHROPIC_BASE_URL",
+        default_value = "https://api.anthropic.com"
+    )]
+    pub anthropic_base_url: String,
+
+    /// Upstream model id for `gpt-4o`.
+    #[arg(long, env = "OPENAI_MODEL_GPT_4O", default_value = "gpt-4o")]
+    pub openai_model_gpt_4o: String,
+
+    /// Upstream model id for `gpt-4-turbo`.
+    #[arg(long, env = "OPENAI_MODEL_GPT_4_TURBO", default_value = "gpt-4-turbo")]
+    pub openai_model_gpt_4_turbo: String,
+
+    /// Upstream model id for `claude-3-opus`.
+    #[arg(
+        long,
+        env = "ANTHROPIC_MODEL_CLAUDE_3_OPUS",
+        default_value = "claude-3-opus-20240229"
+    )]
+    pub anthropic_model_claude_3_opus: String,
+
+    /// `max_tokens` sent with every Anthropic request.
+    #[arg(long, env = "ANTHROPIC_MAX_TOKENS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub anthropic_max_tokens: u32,
+
+    /// Latency of the simulated provider, in milliseconds.
+    #[arg(long, env = "SIMULATED_LATENCY_MS", default_value_t = 50)]
+    pub simulated_latency_ms: u64,
+}
+
+impl ProviderArgs {
+    /// Settings for the model adapters.
+    pub fn adapters(&self) -> models::AdapterConfig {
+        models::AdapterConfig {
+            openai: models::ProviderSettings {
+                api_key: self.openai_api_key.clone(),
+                base_url: self.openai_base_url.clone(),
+            },
+            anthropic: models::ProviderSettings {
+                api_key: self.anthropic_api_key.clone(),
+                base_url: self.anthropic_base_url.clone(),
+            },
+            upstream_ids: models::UpstreamModelIds {
+                gpt_4o: self.openai_model_gpt_4o.clone(),
+                gpt_4_turbo: self.openai_model_gpt_4_turbo.clone(),
+                claude_3_opus: self.anthropic_model_claude_3_opus.clone(),
+            },
+            anthropic_max_tokens: self.anthropic_max_tokens,
+            simulated_latency: Duration::from_millis(self.simulated_latency_ms),
+        }
+    }
+}
+
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
+
+/// Run migrations before serving (off by default: production runs
+/// `agent-platform migrate` once, as a job).
+#[derive(Debug, Clone, Args)]
+pub struct MigrateOnStart {
+    /// Apply migrations at start-up.
+    #[arg(long, env = "MIGRATE_ON_START", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub migrate_on_start: bool,
+}
+
+/// `agent-platform api`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+    #[command(flatten)]
+    pub migrate: MigrateOnStart,
+}
+
+/// `agent-platform dev`.
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub database: DevDatabaseArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+}

@@ -1,0 +1,580 @@
+//! Executions: submitted by the API, claimed and finished by workers.
+//!
+//! Every write a worker makes is guarded by the status and the attempt it
+//! claimed (`WHERE status = 'running' AND attempts = $n`), so a late or
+//! duplicate attempt changes nothing. The state machine itself is written
+//! down in the worker crate's documentation.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{
+    ErrorCode, Execution, ExecutionError, ExecutionStatus, Model, Page, Paged, Prompt, Provider,
+    RunJob, ToolCall, Usage,
+};
+use sqlx::{PgConnection, PgPool, types::Json};
+use uuid::Uuid;
+
+use crate::{StoreError, queue};
+
+/// How long an `Idempotency-Key` is remembered.
+const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
+/// A run the API accepted, ready to be recorded and queued.
+#[derive(Debug, Clone)]
+pub struct NewExecution {
+    /// The tenant submitting it.
+    pub tenant: Uuid,
+    /// The agent run.
+    pub agent_id: Uuid,
+    /// The agent's name now, kept with the execution.
+    pub agent_name: String,
+    /// The model asked for.
+    pub model: Model,
+    /// What is sent to the model, snapshotted now.
+    pub prompt: Prompt,
+    /// The submitting request's id, carried into the worker's logs.
+    pub request_id: Option<String>,
+    /// The `Idempotency-Key` and the fingerprint of what it guards.
+    pub idempotency: Option<IdempotencyClaim>,
+}
+
+/// An `Idempotency-Key` with the fingerprint of the request it was sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// The key, as sent.
+    pub key: String,
+    /// A digest of the agent and body (after defaults).
+    pub fingerprint: String,
+}
+
+/// What submitting a run did.
+#[derive(Debug, Clone)]
+pub enum Submission {
+    /// A new execution, queued.
+    Created(Execution),
+    /// The key was already used for the same request: that execution, as it is now.
+    Replayed(Execution),
+    /// The key was already used for a different request.
+    KeyReused,
+}
+
+/// Which executions to list.
+#[derive(Debug, Clone, Default)]
+pub struct ExecutionFilter {
+    /// Only runs of this agent id.
+    pub agent_id: Option<Uuid>,
+    /// Only runs of an agent that had this name when submitted.
+    pub agent_name: Option<String>,
+    /// Only runs in this state.
+    pub status: Option<ExecutionStatus>,
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone)]
+pub enum Cancellation {
+    /// The run is now cancelled.
+    Cancelled(Box<Execution>),
+    /// No such execution in this tenant.
+    NotFound,
+    /// It had already finished, in this state.
+    AlreadyFinished(ExecutionStatus),
+}
+
+/// A run a worker claimed for one attempt: everything it needs, no joins.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    /// The execution's id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant: Uuid,
+    /// The agent's name at submission.
+    pub agent_name: String,
+    /// The model to call.
+    pub model: Model,
+    /// What to send.
+    pub prompt: Prompt,
+    /// The attempt this claim began (1 for the first).
+    pub attempt: u32,
+    /// The submitting request's id.
+    pub request_id: Option<String>,
+}
+
+/// What claiming a run found.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// An attempt began; run it.
+    Run(ClaimedRun),
+    /// Nothing to do: finished already, cancelled, or no such execution.
+    Skip,
+    /// The last allowed attempt had begun and its worker is gone: the run
+    /// was marked failed.
+    Exhausted,
+}
+
+/// How an attempt ended, for the terminal write.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The model replied.
+    Succeeded {
+        /// Its text.
+        output: String,
+        /// Calls it asked for.
+        tool_calls: Vec<ToolCall>,
+        /// Tokens used.
+        usage: Usage,
+    },
+    /// The run gave up.
+    Failed(ExecutionError),
+}
+
+#[derive(sqlx::FromRow)]
+struct ExecutionRow {
+    id: Uuid,
+    agent_id: Uuid,
+    agent_name: String,
+    model: String,
+    provider: Option<String>,
+    task: String,
+    status: String,
+    output: Option<String>,
+    tool_calls: Json<Vec<ToolCall>>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    attempts: i32,
+    input_tokens: Option<i32>,
+    output_tokens: Option<i32>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    #[sqlx(default)]
+    request: Option<Json<Prompt>>,
+}
+
+impl TryFrom<ExecutionRow> for Execution {
+    type Error = StoreError;
+
+    fn try_from(row: ExecutionRow) -> Result<Self, StoreError> {
+        let error = match (row.error_code, row.error_message) {
+            (Some(code), message) => Some(ExecutionError {
+                code: code.parse().map_err(corrupt)?,
+                message: message.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        };
+        let usage = match (row.input_tokens, row.output_tokens) {
+            (Some(input), Some(output)) => Some(Usage {
+                input_tokens: input.unsigned_abs(),
+                output_tokens: output.unsigned_abs(),
+            }),
+            _ => None,
+        };
+        let duration_ms = match (row.started_at, row.finished_at) {
+            (Some(started), Some(finished)) => Some((finished - started).num_milliseconds()),
+            _ => None,
+        };
+        Ok(Execution {
+            id: row.id,
+            agent_id: row.agent_id,
+            agent_name: row.agent_name,
+            model: row.model.parse().map_err(corrupt)?,
+            provider: row
+                .provider
+                .map(|p| p.parse::<Provider>())
+                .transpose()
+                .map_err(corrupt)?,
+            task: row.task,
+            status: row.status.parse().map_err(corrupt)?,
+            output: row.output,
+            tool_calls: row.tool_calls.0,
+            error,
+            attempts: row.attempts.unsigned_abs(),
+            usage,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            duration_ms,
+            request: row.request.map(|request| request.0),
+        })
+    }
+}
+
+/// A stored value the code does not know: the schema and code disagree.
+fn corrupt(message: String) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(message.into()))
+}
+
+/// The columns read into an [`Execution`], without the prompt.
+macro_rules! execution_columns {
+    () => {
+        "id, agent_id, agent_name, model, provider, task, status, output, tool_calls, \
+         error_code, error_message, attempts, input_tokens, output_tokens, created_at, \
+         started_at, finished_at"
+    };
+}
+
+/// The live execution an `Idempotency-Key` points at, with the fingerprint
+/// of the request that first used it.
+pub async fn find_by_idempotency_key(
+    pool: &PgPool,
+    tenant: Uuid,
+    key: &str,
+) -> Result<Option<(String, Execution)>, StoreError> {
+    let found: Option<(String, Uuid)> = sqlx::query_as(
+        "SELECT fingerprint, execution_id FROM idempotency_keys \
+         WHERE tenant_id = $1 AND key = $2 AND expires_at > now()",
+    )
+    .bind(tenant)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    let Some((fingerprint, id)) = found else {
+        return Ok(None);
+    };
+    Ok(get(pool, tenant, id, false)
+        .await?
+        .map(|execution| (fingerprint, execution)))
+}
+
+/// Records a run and queues its job in one transaction: an accepted run
+/// cannot be lost, and a job never points at nothing. Of two concurrent
+/// submissions with one `Idempotency-Key`, one creates, the other replays.
+pub async fn submit(pool: &PgPool, new: NewExecution) -> Result<Submission, StoreError> {
+    let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    let row: ExecutionRow = sqlx::query_as(concat!(
+        "INSERT INTO executions (id, tenant_id, agent_id, agent_name, model, task, request, ",
+        "request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+        execution_columns!()
+    ))
+    .bind(id)
+    .bind(new.tenant)
+    .bind(new.agent_id)
+    .bind(&new.agent_name)
+    .bind(new.model.as_str())
+    .bind(&new.prompt.task)
+    .bind(Json(&new.prompt))
+    .bind(new.request_id.as_deref())
+    .fetch_one(&mut *tx)
+    .await?;
+
+    if let Some(claim) = &new.idempotency
+        && !remember_key(&mut tx, new.tenant, claim, id).await?
+    {
+        // A live twin holds the key: drop our insert and answer with it.
+        tx.rollback().await?;
+        return replay(pool, new.tenant, claim).await;
+    }
+    queue::push_now(&mut tx, RunJob { execution_id: id }).await?;
+
+    tx.commit().await?;
+    Ok(Submission::Created(row.try_into()?))
+}
+
+/// Claims the key for `execution`, replacing an expired claim in place.
+/// `false` if a live claim holds it (waiting, if need be, for a concurrent
+/// twin's transaction to end).
+async fn remember_key(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    claim: &IdempotencyClaim,
+    execution: Uuid,
+) -> Result<bool, StoreError> {
+    let expires_at = Utc::now() + Duration::hours(IDEMPOTENCY_TTL_HOURS);
+    let stored = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, key, fingerprint, execution_id, expires_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, key) DO UPDATE \
+         SET fingerprint = EXCLUDED.fingerprint, execution_id = EXCLUDED.execution_id, \
+         expires_at = EXCLUDED.expires_at WHERE idempotency_keys.expires_at <= now()",
+    )
+    .bind(tenant)
+    .bind(&claim.key)
+    .bind(&claim.fingerprint)
+    .bind(execution)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(stored.rows_affected() == 1)
+}
+
+async fn replay(
+    pool: &PgPool,
+    tenant: Uuid,
+    claim: &IdempotencyClaim,
+) -> Result<Submission, StoreError> {
+    match find_by_idempotency_key(pool, tenant, &claim.key).await? {
+        Some((fingerprint, execution)) if fingerprint == claim.fingerprint => {
+            Ok(Submission::Replayed(execution))
+        }
+        _ => Ok(Submission::KeyReused),
+    }
+}
+
+/// One of the tenant's executions; with `include_request`, what was sent.
+pub async fn get(
+    pool: &PgPool,
+    tenant: Uuid,
+    id: Uuid,
+    include_request: bool,
+) -> Result<Option<Execution>, StoreError> {
+    let row: Option<ExecutionRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        execution_columns!(),
+        ", CASE WHEN $3 THEN request END AS request ",
+        "FROM executions WHERE id = $1 AND tenant_id = $2"
+    ))
+    .bind(id)
+    .bind(tenant)
+    .bind(include_request)
+    .fetch_optional(pool)
+    .await?;
+    row.map(Execution::try_from).transpose()
+}
+
+/// A page of the tenant's executions, newest first.
+pub async fn list(
+    pool: &PgPool,
+    tenant: Uuid,
+    filter: &ExecutionFilter,
+    page: Page,
+) -> Result<Paged<Execution>, StoreError> {
+    let rows: Vec<ExecutionRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        execution_columns!(),
+        " FROM executions WHERE tenant_id = $1 ",
+        "AND ($2::uuid IS NULL OR agent_id = $2) AND ($3::text IS NULL OR agent_name = $3) ",
+        "AND ($4::text IS NULL OR status = $4) ",
+        "ORDER BY created_at DESC, id DESC LIMIT $5 OFFSET $6"
+    ))
+    .bind(tenant)
+    .bind(filter.agent_id)
+    .bind(filter.agent_name.as_deref())
+    .bind(filter.status.map(ExecutionStatus::as_str))
+    .bind(page.fetch_limit())
+    .bind(page.offset())
+    .fetch_all(pool)
+    .await?;
+    let executions = rows
+        .into_iter()
+        .map(Execution::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(page.paged(executions))
+}
+
+/// Cancels a queued or running execution. A worker running it notices
+/// within its watch interval, and its late result changes nothing.
+pub async fn cancel(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Cancellation, StoreError> {
+    let row: Option<ExecutionRow> = sqlx::query_as(concat!(
+        "UPDATE executions SET status = 'cancelled', error_code = 'cancelled', ",
+        "error_message = 'Cancelled by the client.', finished_at = now() ",
+        "WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'running') RETURNING ",
+        execution_columns!()
+    ))
+    .bind(id)
+    .bind(tenant)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(row) = row {
+        return Ok(Cancellation::Cancelled(Box::new(row.try_into()?)));
+    }
+    Ok(match get(pool, tenant, id, false).await? {
+        Some(execution) => Cancellation::AlreadyFinished(execution.status),
+        None => Cancellation::NotFound,
+    })
+}
+
+/// Cancels an agent's queued runs, in the transaction deleting it.
+pub(crate) async fn cancel_queued_of_agent(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    agent: Uuid,
+) -> Result<u64, StoreError> {
+    let cancelled = sqlx::query(
+        "UPDATE executions SET status = 'cancelled', error_code = 'cancelled', \
+         error_message = 'The agent was deleted before the run started.', finished_at = now() \
+         WHERE tenant_id = $1 AND agent_id = $2 AND status = 'queued'",
+    )
+    .bind(tenant)
+    .bind(agent)
+    .execute(&mut *conn)
+    .await?;
+    Ok(cancelled.rows_affected())
+}
+
+/// Begins the next attempt of a run, if it is still to run and has
+/// attempts left. `providers` says which adapter serves each model on this
+/// worker, recorded as the run's provider.
+pub async fn claim(
+    pool: &PgPool,
+    id: Uuid,
+    max_attempts: u32,
+    providers: &[(Model, Provider)],
+) -> Result<Claim, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Claimed {
+        tenant_id: Uuid,
+        agent_name: String,
+        model: String,
+        request: Json<Prompt>,
+        attempts: i32,
+        request_id: Option<String>,
+    }
+
+    let providers: HashMap<&str, &str> = providers
+        .iter()
+        .map(|(model, provider)| (model.as_str(), provider.as_str()))
+        .collect();
+    let claimed: Option<Claimed> = sqlx::query_as(
+        "UPDATE executions SET status = 'running', attempts = attempts + 1, \
+         provider = $3::jsonb ->> model, started_at = coalesce(started_at, now()) \
+         WHERE id = $1 AND status IN ('queued', 'running') AND attempts < $2 \
+         RETURNING tenant_id, agent_name, model, request, attempts, request_id",
+    )
+    .bind(id)
+    .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+    .bind(Json(providers))
+    .fetch_optional(pool)
+    .await?;
+
+    match claimed {
+        Some(row) => Ok(Claim::Run(ClaimedRun {
+            id,
+            tenant: row.tenant_id,
+            agent_name: row.agent_name,
+            model: row.model.parse().map_err(corrupt)?,
+            prompt: row.request.0,
+            attempt: row.attempts.unsigned_abs(),
+            request_id: row.request_id,
+        })),
+        None if exhaust(pool, id, max_attempts).await? => Ok(Claim::Exhausted),
+        None => Ok(Claim::Skip),
+    }
+}
+
+/// Fails a run whose last attempt began on a worker that is gone.
+async fn exhaust(pool: &PgPool, id: Uuid, max_attempts: u32) -> Result<bool, StoreError> {
+    let failed = sqlx::query(
+        "UPDATE executions SET status = 'failed', error_code = 'internal', \
+         error_message = 'The worker running the last attempt stopped before it finished.', \
+         finished_at = now() WHERE id = $1 AND status = 'running' AND attempts >= $2",
+    )
+    .bind(id)
+    .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+    .execute(pool)
+    .await?;
+    Ok(failed.rows_affected() > 0)
+}
+
+/// Writes an attempt's terminal result, on the caller's transaction. Returns
+/// `false` (and writes nothing) if the run moved on meanwhile: cancelled,
+/// or claimed again by a later attempt.
+pub async fn finish(
+    conn: &mut PgConnection,
+    run: &ClaimedRun,
+    outcome: Outcome,
+) -> Result<bool, StoreError> {
+    let attempt = i32::try_from(run.attempt).unwrap_or(i32::MAX);
+    let written = match outcome {
+        Outcome::Succeeded {
+            output,
+            tool_calls,
+            usage,
+        } => {
+            sqlx::query(
+                "UPDATE executions SET status = 'succeeded', output = $3, tool_calls = $4, \
+                 input_tokens = $5, output_tokens = $6, finished_at = now() \
+                 WHERE id = $1 AND status = 'running' AND attempts = $2",
+            )
+            .bind(run.id)
+            .bind(attempt)
+            .bind(output)
+            .bind(Json(tool_calls))
+            .bind(i32::try_from(usage.input_tokens).unwrap_or(i32::MAX))
+            .bind(i32::try_from(usage.output_tokens).unwrap_or(i32::MAX))
+            .execute(&mut *conn)
+            .await?
+        }
+        Outcome::Failed(error) => {
+            sqlx::query(
+                "UPDATE executions SET status = 'failed', error_code = $3, error_message = $4, \
+                 finished_at = now() WHERE id = $1 AND status = 'running' AND attempts = $2",
+            )
+            .bind(run.id)
+            .bind(attempt)
+            .bind(error.code.as_str())
+            .bind(error.message)
+            .execute(&mut *conn)
+            .await?
+        }
+    };
+    Ok(written.rows_affected() == 1)
+}
+
+/// Queues the next attempt of a run for `at`, on the caller's transaction,
+/// if this attempt still owns the run. The wait survives a restart because
+/// it is a job with a later `run_at`, not a timer in a process.
+pub async fn schedule_retry(
+    conn: &mut PgConnection,
+    run: &ClaimedRun,
+    at: SystemTime,
+) -> Result<bool, StoreError> {
+    let owned: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM executions WHERE id = $1 AND status = 'running' AND attempts = $2 \
+         FOR UPDATE",
+    )
+    .bind(run.id)
+    .bind(i32::try_from(run.attempt).unwrap_or(i32::MAX))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if owned.is_none() {
+        return Ok(false);
+    }
+    queue::push_at(
+        conn,
+        RunJob {
+            execution_id: run.id,
+        },
+        at,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Of `ids`, those no longer running: a worker stops their attempts.
+pub async fn not_running(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM executions WHERE id = ANY($1) AND status <> 'running'")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Fails runs still running `deadline` after their first attempt began, so
+/// nothing stays running forever. Returns their ids.
+pub async fn sweep_overdue(
+    pool: &PgPool,
+    deadline: std::time::Duration,
+) -> Result<Vec<Uuid>, StoreError> {
+    let seconds = i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX);
+    let message = format!("The run passed its deadline of {seconds} seconds and was stopped.");
+    Ok(sqlx::query_scalar(
+        "UPDATE executions SET status = 'failed', error_code = $2, error_message = $3, \
+         finished_at = now() WHERE status = 'running' \
+         AND started_at < now() - $1 * interval '1 second' RETURNING id",
+    )
+    .bind(seconds)
+    .bind(ErrorCode::Timeout.as_str())
+    .bind(message)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Forgets `Idempotency-Key`s past their 24 hours.
+pub async fn prune_idempotency_keys(pool: &PgPool) -> Result<u64, StoreError> {
+    let pruned = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= now()")
+        .execute(pool)
+        .await?;
+    Ok(pruned.rows_affected())
+}
