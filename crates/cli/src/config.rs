@@ -183,7 +183,7 @@ pub struct ApiArgs {
     pub migrate: MigrateOnStart,
 }
 
-/// `agent-platform dev`.
+/// `agent-platform dev`: the API and a worker in one process.
 #[derive(Debug, Clone, Args)]
 pub struct DevArgs {
     #[command(flatten)]
@@ -191,5 +191,89 @@ pub struct DevArgs {
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
+    pub worker: WorkerSettings,
+    #[command(flatten)]
     pub providers: ProviderArgs,
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerSettings {
+    /// Address of the worker's /healthz, /readyz and /metrics (containers use 0.0.0.0:9000).
+    #[arg(long, env = "WORKER_LISTEN_ADDR", default_value = "127.0.0.1:9000")]
+    pub worker_listen_addr: SocketAddr,
+
+    /// Runs executed at once by one worker.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub worker_concurrency: u32,
+
+    /// Seconds allowed for one attempt's model call.
+    #[arg(long, env = "RUN_TIMEOUT_SECS", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub run_timeout_secs: u64,
+
+    /// Attempts per run, the first included.
+    #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// Delay before the first retry, in milliseconds; later ones double (with jitter).
+    #[arg(long, env = "RETRY_BASE_DELAY_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub retry_base_delay_ms: u64,
+
+    /// Seconds between heartbeats.
+    #[arg(long, env = "WORKER_HEARTBEAT_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub worker_heartbeat_secs: u64,
+
+    /// Heartbeats missed before a worker's jobs are given to others.
+    #[arg(long, env = "WORKER_MISSED_HEARTBEATS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(2..))]
+    pub worker_missed_heartbeats: u32,
+
+    /// Milliseconds between polls for due jobs when no NOTIFY arrives.
+    #[arg(long, env = "WORKER_POLL_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub worker_poll_interval_ms: u64,
+
+    /// Seconds in-flight runs get to finish after SIGTERM.
+    #[arg(long, env = "WORKER_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub worker_shutdown_grace_secs: u64,
+
+    /// Seconds after which a run still running is failed by the sweeper.
+    #[arg(long, env = "RUN_DEADLINE_SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub run_deadline_secs: u64,
+}
+
+impl WorkerSettings {
+    /// The worker's configuration.
+    pub fn config(&self) -> worker::Config {
+        worker::Config {
+            concurrency: self.worker_concurrency as usize,
+            run_timeout: Duration::from_secs(self.run_timeout_secs),
+            max_attempts: self.max_attempts,
+            retry_base_delay: Duration::from_millis(self.retry_base_delay_ms),
+            heartbeat: Duration::from_secs(self.worker_heartbeat_secs),
+            missed_heartbeats: self.worker_missed_heartbeats,
+            poll_interval: Duration::from_millis(self.worker_poll_interval_ms),
+            shutdown_grace: Duration::from_secs(self.worker_shutdown_grace_secs),
+            run_deadline: Duration::from_secs(self.run_deadline_secs),
+        }
+    }
+}
+
+/// `agent-platform worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+    #[command(flatten)]
+    pub migrate: MigrateOnStart,
 }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ApiArgs, DatabaseArgs, DevArgs};
+use crate::config::{ApiArgs, DatabaseArgs, DevArgs, WorkerArgs};
 
 /// Mini Agent Platform: multi-tenant AI agents, run from a durable queue.
 ///
@@ -35,6 +35,8 @@ enum Command {
     Dev(DevArgs),
     /// The HTTP API server.
     Api(ApiArgs),
+    /// One worker process: takes runs from the queue and executes them.
+    Worker(WorkerArgs),
     /// Apply database migrations, then exit.
     Migrate(DatabaseArgs),
     /// Manage tenants.
@@ -68,6 +70,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Dev(args) => serve::dev(args).await,
         Command::Api(args) => serve::api(args).await,
+        Command::Worker(args) => serve::worker(args).await,
         Command::Migrate(args) => admin::migrate(&args).await,
         Command::Tenants(command) => admin::tenants(command).await,
         Command::Keys(command) => admin::keys(command).await,

@@ -2,8 +2,9 @@
 //!
 //! Shutdown choreography: on SIGTERM or Ctrl-C the API stops accepting
 //! connections and lets in-flight requests finish; the worker stops taking
-//! jobs and finishes what it has within its grace period. In `dev` both
-//! stop together.
+//! jobs, lets in-flight runs finish within its grace period and hands the
+//! rest back to the queue. In `dev` both stop together, and the process
+//! exits once both are done.
 
 use anyhow::Context;
 use domain::Model;
@@ -11,7 +12,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{connect, ensure_demo_tenants};
-use crate::config::{ApiArgs, DatabaseArgs, DevArgs, HttpArgs, ProviderArgs};
+use crate::config::{
+    ApiArgs, DatabaseArgs, DevArgs, HttpArgs, ProviderArgs, WorkerArgs, WorkerSettings,
+};
 
 /// `agent-platform api`
 pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
@@ -19,8 +22,27 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     if args.migrate.migrate_on_start {
         store::migrate(&pool).await.context("migrations failed")?;
     }
-    let shutdown = shutdown_on_signal();
-    serve_api(pool, &args.http, &args.providers, shutdown).await
+    let adapters = adapters(&args.providers)?;
+    serve_api(pool, &args.http, &adapters, shutdown_on_signal()).await
+}
+
+/// `agent-platform worker`
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let pool = pool(&args.database)?;
+    if args.migrate.migrate_on_start {
+        store::migrate(&pool).await.context("migrations failed")?;
+    }
+    let adapters = adapters(&args.providers)?;
+    let listener = TcpListener::bind(args.worker.worker_listen_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on WORKER_LISTEN_ADDR {}",
+                args.worker.worker_listen_addr
+            )
+        })?;
+    let health = Some((listener, api::observe::install_metrics()));
+    run_worker(pool, &args.worker, adapters, health, shutdown_on_signal()).await
 }
 
 /// `agent-platform dev`
@@ -46,7 +68,15 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = shutdown_on_signal();
-    serve_api(pool, &args.http, &args.providers, shutdown).await
+    let api_adapters = adapters(&args.providers)?;
+    let worker_adapters = adapters(&args.providers)?;
+    // The worker's metrics land in the same registry the API serves.
+    let (api, worker) = tokio::join!(
+        serve_api(pool.clone(), &args.http, &api_adapters, shutdown.clone()),
+        run_worker(pool, &args.worker, worker_adapters, None, shutdown.clone()),
+    );
+    shutdown.cancel();
+    api.and(worker)
 }
 
 fn pool(database: &DatabaseArgs) -> anyhow::Result<store::PgPool> {
@@ -54,17 +84,18 @@ fn pool(database: &DatabaseArgs) -> anyhow::Result<store::PgPool> {
         .context("DATABASE_URL is not a valid PostgreSQL URL")
 }
 
+fn adapters(providers: &ProviderArgs) -> anyhow::Result<models::Adapters> {
+    models::Adapters::new(providers.adapters()).context("invalid model provider settings")
+}
+
 async fn serve_api(
     pool: store::PgPool,
     http: &HttpArgs,
-    providers: &ProviderArgs,
+    adapters: &models::Adapters,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let adapters =
-        models::Adapters::new(providers.adapters()).context("invalid provider settings")?;
     let catalog = api::ModelCatalog::new(|model: Model| adapters.mode(model));
     let state = api::AppState::new(pool, catalog);
-
     let listener = TcpListener::bind(http.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR {}", http.listen_addr))?;
@@ -72,6 +103,18 @@ async fn serve_api(
     api::serve(listener, state, async move { shutdown.cancelled().await })
         .await
         .context("the API server failed")
+}
+
+async fn run_worker(
+    pool: store::PgPool,
+    settings: &WorkerSettings,
+    adapters: models::Adapters,
+    health: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    worker::run(pool, adapters, settings.config(), health, shutdown)
+        .await
+        .context("the worker failed")
 }
 
 /// A token cancelled on the first SIGTERM or Ctrl-C.
@@ -88,25 +131,15 @@ fn shutdown_on_signal() -> CancellationToken {
 
 async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C will stop this process");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
+    let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        tracing::error!("cannot listen for SIGTERM; only Ctrl-C will stop this process");
         let _ = ctrl_c.await;
+        return;
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate.recv() => {}
     }
 }

@@ -1,1 +1,149 @@
-//! The worker: takes run jobs from the queue, calls the model adapter, writes results.
+//! The worker: takes run jobs from the queue in PostgreSQL, calls the model
+//! adapter for each, and writes the result. Run as many as you like; each
+//! job goes to exactly one worker at a time.
+//!
+//! # The life of an execution
+//!
+//! | from | to | made by | when |
+//! |---|---|---|---|
+//! | — | `queued` | API | a run is accepted; its job is pushed in the same transaction |
+//! | `queued` | `running` | worker, claim | it takes the job; `attempts` becomes 1 |
+//! | `running` | `running` | worker, claim | the next attempt begins (a retry, or a redelivery after a worker died); `attempts` + 1 |
+//! | `running` | `succeeded` | worker | the model replied |
+//! | `running` | `failed` | worker | a permanent provider error, or the last attempt's transient one |
+//! | `running` | `failed` | worker, claim | a redelivered job whose last attempt had already begun |
+//! | `running` | `failed` | sweeper | still running past `RUN_DEADLINE_SECS` |
+//! | `queued`, `running` | `cancelled` | API | the client cancels, or deletes the agent (queued only) |
+//!
+//! Terminal states never change. Every worker write is guarded by the status
+//! and attempt it claimed (`WHERE status = 'running' AND attempts = $n`), so
+//! a job delivered twice, a late attempt or a cancelled run changes nothing:
+//! jobs are safe to run more than once, and one terminal write wins.
+//!
+//! # The life of a job
+//!
+//! Jobs are apalis jobs (`apalis.jobs`, queue [`domain::RunJob::QUEUE`]).
+//! The dispatcher takes as many as it has free slots (`FOR UPDATE SKIP
+//! LOCKED`), woken by the insert trigger's NOTIFY and, as a backstop, an
+//! interval poll (NOTIFY does not fire for retries, which are jobs with a
+//! later `run_at`, nor for jobs re-enqueued from a dead worker). A job is
+//! marked done in the same transaction that writes its execution's outcome.
+//! A worker that stops heart-beating has its jobs re-enqueued by any live
+//! worker after `heartbeat × missed heartbeats`.
+//!
+//! This crate drives apalis-postgres's queries with its own small loop
+//! rather than apalis's generic worker runtime, for three reasons that
+//! matter here: the heartbeat runs on its own timer, so a worker whose slots
+//! are all busy with slow provider calls still counts as alive (the runtime
+//! beats only between dispatches); the dispatcher fetches no more jobs than
+//! it has free slots, so no job sits claimed but unstarted while another
+//! worker idles; and a database outage pauses the worker instead of ending it.
+
+mod dispatch;
+mod execute;
+mod health;
+mod inflight;
+mod retry;
+mod upkeep;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::WorkerContext;
+use metrics_exporter_prometheus::PrometheusHandle;
+use models::Adapters;
+use store::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How a worker behaves; every field has an environment variable in the
+/// binary's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Runs executed at once (`WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Time allowed for one attempt's provider call (`RUN_TIMEOUT_SECS`).
+    pub run_timeout: Duration,
+    /// Attempts per run, first included (`MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// First retry delay; later ones double, with jitter (`RETRY_BASE_DELAY_MS`).
+    pub retry_base_delay: Duration,
+    /// How often this worker says it is alive (`WORKER_HEARTBEAT_SECS`).
+    pub heartbeat: Duration,
+    /// Heartbeats missed before a worker counts as dead (`WORKER_MISSED_HEARTBEATS`).
+    pub missed_heartbeats: u32,
+    /// The backstop poll when no NOTIFY arrives (`WORKER_POLL_INTERVAL_MS`).
+    pub poll_interval: Duration,
+    /// Time in-flight runs get to finish on shutdown (`WORKER_SHUTDOWN_GRACE_SECS`).
+    pub shutdown_grace: Duration,
+    /// A run still running this long after it started is failed (`RUN_DEADLINE_SECS`).
+    pub run_deadline: Duration,
+}
+
+/// What every part of a running worker shares.
+struct Shared {
+    pool: PgPool,
+    adapters: Adapters,
+    config: Config,
+    /// Identifies this process to apalis: unique per process, so a restarted
+    /// worker never inherits (or is mistaken for) a previous one.
+    context: WorkerContext,
+    inflight: inflight::InFlight,
+}
+
+/// Runs a worker until `shutdown` is cancelled, then stops taking jobs,
+/// lets in-flight runs finish within the grace period and hands the rest
+/// back to the queue. With a `health` listener it also serves `/healthz`,
+/// `/readyz` and `/metrics` (rendered from the given registry) there.
+pub async fn run(
+    pool: PgPool,
+    adapters: Adapters,
+    config: Config,
+    health: Option<(TcpListener, PrometheusHandle)>,
+    shutdown: CancellationToken,
+) -> Result<(), store::StoreError> {
+    let name = worker_name();
+    let shared = Arc::new(Shared {
+        pool,
+        adapters,
+        config,
+        context: WorkerContext::new(&name),
+        inflight: inflight::InFlight::default(),
+    });
+    tracing::info!(worker = %name, concurrency = shared.config.concurrency, "worker starting");
+
+    store::queue::register_worker(&shared.pool, &shared.context).await?;
+    let background = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(upkeep::heartbeat(shared.clone(), background.clone()));
+    tasks.spawn(upkeep::sweep(shared.clone(), background.clone()));
+    tasks.spawn(inflight::watch_cancellations(
+        shared.clone(),
+        background.clone(),
+    ));
+    if let Some((listener, metrics)) = health {
+        let router = health::router(shared.pool.clone(), metrics);
+        tasks.spawn(health::serve_until(listener, router, background.clone()));
+    }
+
+    dispatch::run(shared.clone(), shutdown).await;
+
+    // Stop heart-beating only now: jobs handed back above are taken again at
+    // once, and any we could not hand back are recovered after our heartbeat
+    // lapses.
+    background.cancel();
+    while tasks.join_next().await.is_some() {}
+    tracing::info!(worker = %name, "worker stopped");
+    Ok(())
+}
+
+/// `host-pid-random`: readable in `apalis.workers`, unique per process.
+fn worker_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+    let suffix = ulid::Ulid::generate().to_string();
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        &suffix[suffix.len() - 6..]
+    )
+}

@@ -1,0 +1,112 @@
+//! The runs this worker holds, so it can stop one the client cancelled and,
+//! on a hard stop, hand the unfinished ones back to the queue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use store::queue::Delivery;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::Shared;
+
+/// How often running executions are checked for cancellation: a cancelled
+/// run stops within this, well inside the contract's one second.
+const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The jobs this worker holds, by apalis task id.
+#[derive(Default)]
+pub struct InFlight {
+    runs: Mutex<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    delivery: Delivery,
+    /// Set once the run is claimed: only then can a status other than
+    /// `running` mean it was cancelled.
+    running: Option<Uuid>,
+    stop: CancellationToken,
+}
+
+impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // A panic elsewhere cannot leave this map half-updated: recover it.
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a job this worker took; the token is cancelled if its run
+    /// should stop.
+    pub fn start(&self, delivery: &Delivery) -> CancellationToken {
+        let stop = CancellationToken::new();
+        let entry = Entry {
+            delivery: delivery.clone(),
+            running: None,
+            stop: stop.clone(),
+        };
+        self.lock().insert(delivery.task_id.to_string(), entry);
+        stop
+    }
+
+    /// Notes that the job's execution is now running here.
+    pub fn claimed(&self, delivery: &Delivery) {
+        if let Some(entry) = self.lock().get_mut(&delivery.task_id.to_string()) {
+            entry.running = Some(delivery.job.execution_id);
+        }
+    }
+
+    /// Forgets a job that is finished with.
+    pub fn finish(&self, delivery: &Delivery) {
+        self.lock().remove(&delivery.task_id.to_string());
+    }
+
+    /// Takes every job still held, for handing back on a hard stop.
+    pub fn drain(&self) -> Vec<Delivery> {
+        self.lock()
+            .drain()
+            .map(|(_, entry)| entry.delivery)
+            .collect()
+    }
+
+    fn running(&self) -> Vec<Uuid> {
+        self.lock()
+            .values()
+            .filter_map(|entry| entry.running)
+            .collect()
+    }
+
+    fn stop(&self, executions: &[Uuid]) {
+        for entry in self.lock().values() {
+            if entry.running.is_some_and(|id| executions.contains(&id)) {
+                entry.stop.cancel();
+            }
+        }
+    }
+
+    /// How many jobs are held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// Stops runs whose execution is no longer `running` (cancelled by the
+/// client, or failed by the sweeper), so their provider calls are aborted.
+pub async fn watch_cancellations(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut interval = tokio::time::interval(CANCEL_CHECK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let running = shared.inflight.running();
+        if running.is_empty() {
+            continue;
+        }
+        match store::executions::not_running(&shared.pool, &running).await {
+            Ok(ended) if !ended.is_empty() => shared.inflight.stop(&ended),
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "cancellation check failed; trying again"),
+        }
+    }
+}
