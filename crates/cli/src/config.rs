@@ -157,6 +157,7 @@ impl ProviderArgs {
     }
 }
 
+#[allow(clippy::unnecessary_wraps)] // clap's value parsers return a `Result`.
 fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
     Ok(SecretString::from(value.to_owned()))
 }

@@ -164,12 +164,13 @@ async fn wind_down(shared: &Shared, mut runs: JoinSet<()>) {
     while runs.join_next().await.is_some() {}
     let unfinished = shared.inflight.drain();
     match store::queue::release(&shared.pool, &shared.context, &unfinished).await {
-        Ok(released) => tracing::warn!(
-            released,
-            "grace period over: handed unfinished runs back to the queue"
-        ),
-        Err(error) => {
-            tracing::error!(%error, "could not hand unfinished runs back; they are recovered once this worker's heartbeat lapses")
+        Ok(released) => {
+            tracing::warn!(
+                released,
+                "grace period over: handed unfinished runs back to the queue"
+            );
         }
+        // Not lost: they are recovered once this worker's heartbeat lapses.
+        Err(error) => tracing::error!(%error, "could not hand unfinished runs back"),
     }
 }
