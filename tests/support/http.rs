@@ -1,0 +1,134 @@
+//! A small client for the API: build a call, send it, read a [`Reply`].
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+/// A request being built.
+pub struct Call {
+    request: reqwest::RequestBuilder,
+}
+
+impl Call {
+    pub(crate) fn new(client: reqwest::Client, method: Method, url: String) -> Self {
+        Self {
+            request: client.request(method, url),
+        }
+    }
+
+    /// Sends `X-API-Key`.
+    pub fn key(self, key: &str) -> Self {
+        Self {
+            request: self.request.header("x-api-key", key),
+        }
+    }
+
+    /// Sends a header.
+    pub fn header(self, name: &str, value: &str) -> Self {
+        Self {
+            request: self.request.header(name, value),
+        }
+    }
+
+    /// Sends `body` as JSON.
+    pub fn json(self, body: &Value) -> Self {
+        Self {
+            request: self.request.json(body),
+        }
+    }
+
+    /// Sends raw bytes with the given content type.
+    pub fn raw(self, content_type: &str, body: impl Into<reqwest::Body>) -> Self {
+        Self {
+            request: self.request.header("content-type", content_type).body(body),
+        }
+    }
+
+    /// Sends the request and reads the whole reply.
+    pub async fn send(self) -> Reply {
+        let response = self.request.send().await.expect("send request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("read body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
+/// A reply, with its body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body as JSON (`Null` if it is not JSON).
+    pub body: Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Reply {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+
+    /// Asserts an RFC 9457 problem with this status, and returns it.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> &Value {
+        self.expect(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        for field in ["type", "title", "status", "detail", "instance"] {
+            assert!(
+                self.body.get(field).is_some(),
+                "problem without `{field}`: {}",
+                self.text
+            );
+        }
+        assert_eq!(self.body["status"], status);
+        &self.body
+    }
+
+    /// The offending fields of a 422.
+    #[track_caller]
+    pub fn invalid_fields(&self) -> Vec<String> {
+        let problem = self.problem(422);
+        problem["errors"]
+            .as_array()
+            .expect("a 422 lists its errors")
+            .iter()
+            .map(|error| error["field"].as_str().expect("field").to_owned())
+            .collect()
+    }
+
+    /// A string field of the body.
+    #[track_caller]
+    pub fn str(&self, field: &str) -> String {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string `{field}` in {}", self.text))
+            .to_owned()
+    }
+}

@@ -1,0 +1,192 @@
+//! What the end-to-end tests share: a database per test, the API (and
+//! optionally a worker) started in process on port 0, the real binary
+//! started as a child process, and a small HTTP client.
+//!
+//! Each test file includes this module with `mod support;` and uses what it
+//! needs, hence the `dead_code` allowance.
+#![allow(dead_code, unused_imports)]
+
+pub mod db;
+pub mod http;
+pub mod process;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use store::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use db::TestDb;
+pub use http::{Call, Reply};
+
+/// A worker configuration fast enough for tests: short heartbeats, polls
+/// and retry delays.
+pub fn fast_worker() -> worker::Config {
+    worker::Config {
+        concurrency: 8,
+        run_timeout: Duration::from_secs(2),
+        max_attempts: 3,
+        retry_base_delay: Duration::from_millis(100),
+        heartbeat: Duration::from_secs(1),
+        missed_heartbeats: 3,
+        poll_interval: Duration::from_millis(200),
+        shutdown_grace: Duration::from_secs(5),
+        run_deadline: Duration::from_secs(600),
+    }
+}
+
+/// Model adapters that simulate every model with no latency.
+pub fn simulated() -> models::AdapterConfig {
+    models::AdapterConfig {
+        simulated_latency: Duration::ZERO,
+        ..models::AdapterConfig::default()
+    }
+}
+
+/// How to start a [`TestApp`].
+pub struct Options {
+    /// Run a worker in process too.
+    pub worker: Option<worker::Config>,
+    /// The adapters the worker (and `GET /models`) use.
+    pub adapters: models::AdapterConfig,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            worker: None,
+            adapters: simulated(),
+        }
+    }
+}
+
+/// The platform running in this process against its own database.
+pub struct TestApp {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The test's database.
+    pub db: TestDb,
+    /// A pool on it, for arranging and asserting.
+    pub pool: PgPool,
+    client: reqwest::Client,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// The API alone.
+    pub async fn start() -> Self {
+        Self::with(Options::default()).await
+    }
+
+    /// The API and a fast worker with simulated models.
+    pub async fn with_worker() -> Self {
+        Self::with(Options {
+            worker: Some(fast_worker()),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// The API, and a worker if `options` asks for one.
+    pub async fn with(options: Options) -> Self {
+        install_crypto();
+        let db = TestDb::create().await;
+        let pool = db.pool(8);
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let adapters = models::Adapters::new(options.adapters.clone()).expect("adapters");
+        let catalog = api::ModelCatalog::new(|model| adapters.mode(model));
+        let state = api::AppState::new(pool.clone(), catalog);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let api_stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            api::serve(listener, state, async move { api_stop.cancelled().await })
+                .await
+                .expect("api");
+        }));
+
+        if let Some(config) = options.worker {
+            let adapters = models::Adapters::new(options.adapters).expect("adapters");
+            let worker_pool = db.pool(8);
+            let worker_stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                worker::run(worker_pool, adapters, config, None, worker_stop)
+                    .await
+                    .expect("worker");
+            }));
+        }
+
+        Self {
+            addr,
+            db,
+            pool,
+            client: reqwest::Client::new(),
+            stop,
+            tasks,
+        }
+    }
+
+    /// Creates a tenant with default limits and returns a key for it.
+    pub async fn tenant(&self, name: &str) -> String {
+        store::tenants::create(&self.pool, name, domain::TenantLimits::default())
+            .await
+            .expect("create tenant");
+        store::keys::create(&self.pool, name)
+            .await
+            .expect("create key")
+            .expect("tenant exists")
+            .reveal()
+            .to_owned()
+    }
+
+    /// A request to the API, to be completed and sent.
+    pub fn call(&self, method: reqwest::Method, path: &str) -> Call {
+        Call::new(
+            self.client.clone(),
+            method,
+            format!("http://{}{path}", self.addr),
+        )
+    }
+
+    /// Polls an execution until it is terminal (or `within` passes).
+    pub async fn wait_terminal(&self, key: &str, id: &str, within: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let reply = self
+                .call(reqwest::Method::GET, &format!("/executions/{id}"))
+                .key(key)
+                .send()
+                .await;
+            let status = reply.body["status"].as_str().unwrap_or_default().to_owned();
+            if ["succeeded", "failed", "cancelled"].contains(&status.as_str()) {
+                return reply.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "execution {id} still {status} after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Stops the API and the worker, then drops the database.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+        self.pool.close().await;
+        self.db.drop_now().await;
+    }
+}
+
+/// Model providers' HTTPS needs one crypto provider per process.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,87 @@
+//! The real `agent-platform` binary as a child process, for what only a
+//! process can show: signals, crashes, and several workers or API replicas.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// The binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_agent-platform");
+
+/// A running child process, killed if dropped.
+pub struct Process {
+    child: Child,
+    /// Its name in assertion messages.
+    pub name: String,
+}
+
+impl Process {
+    /// Starts `agent-platform <args>` with `env` on top of a quiet log level.
+    pub fn start(name: &str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("CHILD_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("CHILD_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {name}: {error}"));
+        Self {
+            child,
+            name: name.to_owned(),
+        }
+    }
+
+    /// A worker on `database_url`, with fast heartbeats and polls.
+    pub fn worker(name: &str, database_url: &str, extra: &[(&str, String)]) -> Self {
+        let mut env = vec![
+            ("DATABASE_URL", database_url.to_owned()),
+            ("DATABASE_MAX_CONNECTIONS", "8".to_owned()),
+            ("WORKER_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+            ("WORKER_HEARTBEAT_SECS", "1".to_owned()),
+            ("WORKER_MISSED_HEARTBEATS", "3".to_owned()),
+            ("WORKER_POLL_INTERVAL_MS", "200".to_owned()),
+            ("RETRY_BASE_DELAY_MS", "100".to_owned()),
+            ("SIMULATED_LATENCY_MS", "0".to_owned()),
+        ];
+        env.extend(extra.iter().map(|(key, value)| (*key, value.clone())));
+        Self::start(name, &["worker"], &env)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the process is running")
+    }
+
+    /// Sends a signal (`TERM`, `KILL`, ...).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {}", self.name);
+    }
+
+    /// Waits for the process to exit, failing after `within`.
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit within {within:?}", self.name))
+            .expect("wait");
+        status.code()
+    }
+}
