@@ -10,7 +10,7 @@ pub struct Call {
 }
 
 impl Call {
-    pub(crate) fn new(client: reqwest::Client, method: Method, url: String) -> Self {
+    pub(crate) fn new(client: &reqwest::Client, method: Method, url: String) -> Self {
         Self {
             request: client.request(method, url),
         }
@@ -44,9 +44,17 @@ impl Call {
         }
     }
 
+    /// Sends raw bytes with no `Content-Type` at all.
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        Self {
+            request: self.request.body(body),
+        }
+    }
+
     /// Sends the request and reads the whole reply.
     pub async fn send(self) -> Reply {
         let response = self.request.send().await.expect("send request");
+        let path = response.url().path().to_owned();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.expect("read body");
@@ -56,6 +64,7 @@ impl Call {
             headers,
             body,
             text,
+            path,
         }
     }
 }
@@ -71,6 +80,8 @@ pub struct Reply {
     pub body: Value,
     /// The body as text.
     pub text: String,
+    /// The path the request was sent to, as sent (percent-encoded).
+    pub path: String,
 }
 
 impl Reply {
@@ -108,6 +119,12 @@ impl Reply {
             );
         }
         assert_eq!(self.body["status"], status);
+        // A trailing slash gets the answer of the path without it.
+        let path = match self.path.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
+        assert_eq!(self.body["instance"], path, "{}", self.text);
         &self.body
     }
 
@@ -120,6 +137,25 @@ impl Reply {
             .expect("a 422 lists its errors")
             .iter()
             .map(|error| error["field"].as_str().expect("field").to_owned())
+            .collect()
+    }
+
+    /// The `detail` of a problem with this status.
+    #[track_caller]
+    pub fn detail(&self, status: u16) -> String {
+        let problem = self.problem(status);
+        problem["detail"].as_str().expect("detail").to_owned()
+    }
+
+    /// The names of a list's items, in order.
+    #[track_caller]
+    pub fn names(&self) -> Vec<String> {
+        self.expect(200);
+        self.body["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {}", self.text))
+            .iter()
+            .map(|item| item["name"].as_str().expect("name").to_owned())
             .collect()
     }
 

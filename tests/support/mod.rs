@@ -9,6 +9,7 @@
 pub mod db;
 pub mod http;
 pub mod process;
+pub mod runs;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -32,7 +33,7 @@ pub fn fast_worker() -> worker::Config {
         missed_heartbeats: 3,
         poll_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(5),
-        run_deadline: Duration::from_secs(600),
+        run_deadline: Duration::from_mins(10),
     }
 }
 
@@ -50,6 +51,10 @@ pub struct Options {
     pub worker: Option<worker::Config>,
     /// The adapters the worker (and `GET /models`) use.
     pub adapters: models::AdapterConfig,
+    /// The rate limiter (in process unless a test needs Redis).
+    pub limiter: ratelimit::Limiter,
+    /// What the API does when the limiter cannot answer.
+    pub on_limiter_error: api::OnLimiterError,
 }
 
 impl Default for Options {
@@ -57,6 +62,8 @@ impl Default for Options {
         Self {
             worker: None,
             adapters: simulated(),
+            limiter: ratelimit::Limiter::local(),
+            on_limiter_error: api::OnLimiterError::Allow,
         }
     }
 }
@@ -99,7 +106,8 @@ impl TestApp {
 
         let adapters = models::Adapters::new(options.adapters.clone()).expect("adapters");
         let catalog = api::ModelCatalog::new(|model| adapters.mode(model));
-        let state = api::AppState::new(pool.clone(), catalog);
+        let limits = api::RateLimits::new(options.limiter, options.on_limiter_error);
+        let state = api::AppState::new(pool.clone(), catalog, limits);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -126,7 +134,11 @@ impl TestApp {
             addr,
             db,
             pool,
-            client: reqwest::Client::new(),
+            // Redirects are part of what the tests check, so none is followed.
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             stop,
             tasks,
         }
@@ -134,7 +146,13 @@ impl TestApp {
 
     /// Creates a tenant with default limits and returns a key for it.
     pub async fn tenant(&self, name: &str) -> String {
-        store::tenants::create(&self.pool, name, domain::TenantLimits::default())
+        self.tenant_with_limits(name, domain::TenantLimits::default())
+            .await
+    }
+
+    /// Creates a tenant with `limits` and returns a key for it.
+    pub async fn tenant_with_limits(&self, name: &str, limits: domain::TenantLimits) -> String {
+        store::tenants::create(&self.pool, name, limits)
             .await
             .expect("create tenant");
         store::keys::create(&self.pool, name)
@@ -145,13 +163,57 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Creates a tool called `name` in `key`'s tenant and returns its id.
+    pub async fn create_tool(&self, key: &str, name: &str) -> String {
+        let body = serde_json::json!({"name": name, "description": format!("The {name} tool")});
+        self.post(key, "/tools", &body).await.expect(201).str("id")
+    }
+
+    /// Creates an agent called `name` using `tool_ids` and returns its id.
+    pub async fn create_agent(&self, key: &str, name: &str, tool_ids: &[&str]) -> String {
+        let body = serde_json::json!({
+            "name": name,
+            "role": "Researcher",
+            "description": format!("The {name} agent"),
+            "tool_ids": tool_ids,
+        });
+        self.post(key, "/agents", &body).await.expect(201).str("id")
+    }
+
+    /// `GET path` with `key`.
+    pub async fn get(&self, key: &str, path: &str) -> Reply {
+        self.call(reqwest::Method::GET, path).key(key).send().await
+    }
+
+    /// `POST path` with `key` and a JSON body.
+    pub async fn post(&self, key: &str, path: &str, body: &serde_json::Value) -> Reply {
+        self.call(reqwest::Method::POST, path)
+            .key(key)
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// `PUT path` with `key` and a JSON body.
+    pub async fn put(&self, key: &str, path: &str, body: &serde_json::Value) -> Reply {
+        self.call(reqwest::Method::PUT, path)
+            .key(key)
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// `DELETE path` with `key`.
+    pub async fn delete(&self, key: &str, path: &str) -> Reply {
+        self.call(reqwest::Method::DELETE, path)
+            .key(key)
+            .send()
+            .await
+    }
+
     /// A request to the API, to be completed and sent.
     pub fn call(&self, method: reqwest::Method, path: &str) -> Call {
-        Call::new(
-            self.client.clone(),
-            method,
-            format!("http://{}{path}", self.addr),
-        )
+        Call::new(&self.client, method, format!("http://{}{path}", self.addr))
     }
 
     /// Polls an execution until it is terminal (or `within` passes).

@@ -85,3 +85,51 @@ impl Process {
         status.code()
     }
 }
+
+/// How a one-shot command ended and what it printed.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit status (`None` if a signal ended it).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `agent-platform <args>` to its end with exactly the database
+/// settings in `env`: any the test process inherited are removed first.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(BINARY);
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("DATABASE_MAX_CONNECTIONS")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command
+        .output()
+        .unwrap_or_else(|error| panic!("run agent-platform {args:?}: {error}"));
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs an admin command against `database_url`, asserting it succeeds.
+#[track_caller]
+pub fn admin(database_url: &str, args: &[&str]) -> String {
+    let output = run(
+        args,
+        &[
+            ("DATABASE_URL", database_url),
+            ("DATABASE_MAX_CONNECTIONS", "2"),
+        ],
+    );
+    assert_eq!(output.code, Some(0), "agent-platform {args:?}: {output:?}");
+    output.stdout
+}

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod observe;
 pub mod routes;
 
@@ -25,6 +26,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use limits::{OnLimiterError, RateLimits};
 pub use routes::models::ModelCatalog;
 
 use crate::auth::Authenticator;
@@ -40,15 +42,18 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Which models run live.
     pub catalog: ModelCatalog,
+    /// Per-tenant rate limits.
+    pub limits: RateLimits,
 }
 
 impl AppState {
     /// State for an API reading and writing `pool`.
-    pub fn new(pool: PgPool, catalog: ModelCatalog) -> Self {
+    pub fn new(pool: PgPool, catalog: ModelCatalog, limits: RateLimits) -> Self {
         Self {
             auth: Authenticator::new(pool.clone()),
             pool,
             catalog,
+            limits,
         }
     }
 }
@@ -74,10 +79,16 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::executions::cancel))
         .routes(routes!(routes::models::list))
         .split_for_parts();
-    let keyed = keyed.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_key,
-    ));
+    // The last layer added runs first: the key, then the request limit.
+    let keyed = keyed
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_requests,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
 
     let (public, openapi) = OpenApiRouter::with_openapi(openapi)
         .routes(routes!(routes::ops::healthz))

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
-use clap::{Args, ValueEnum};
+use clap::Args;
+use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use secrecy::SecretString;
 
 /// The database every command needs.
@@ -50,15 +50,6 @@ impl From<DevDatabaseArgs> for DatabaseArgs {
     }
 }
 
-/// What to do with a request when Redis cannot be reached.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OnRedisError {
-    /// Admit it (logged and counted in metrics).
-    Allow,
-    /// Refuse it with 503.
-    Deny,
-}
-
 /// The HTTP server of the API.
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
@@ -71,14 +62,13 @@ pub struct HttpArgs {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
-    /// Whether to admit or refuse requests while Redis is unreachable.
-    #[arg(
-        long,
-        env = "RATE_LIMIT_ON_REDIS_ERROR",
-        value_enum,
-        default_value = "allow"
-    )]
-    pub rate_limit_on_redis_error: OnRedisError,
+    /// Whether to admit (logged and counted) or refuse (503) requests while
+    /// Redis is unreachable.
+    #[arg(long, env = "RATE_LIMIT_ON_REDIS_ERROR", default_value = "allow",
+          value_parser = PossibleValuesParser::new(["allow", "deny"]).map(|value| {
+              if value == "deny" { api::OnLimiterError::Deny } else { api::OnLimiterError::Allow }
+          }))]
+    pub rate_limit_on_redis_error: api::OnLimiterError,
 }
 
 /// Model providers. A provider without a key runs simulated.

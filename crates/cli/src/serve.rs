@@ -95,7 +95,7 @@ async fn serve_api(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let catalog = api::ModelCatalog::new(|model: Model| adapters.mode(model));
-    let state = api::AppState::new(pool, catalog);
+    let state = api::AppState::new(pool, catalog, rate_limits(http)?);
     let listener = TcpListener::bind(http.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR {}", http.listen_addr))?;
@@ -115,6 +115,21 @@ async fn run_worker(
     worker::run(pool, adapters, settings.config(), health, shutdown)
         .await
         .context("the worker failed")
+}
+
+fn rate_limits(http: &HttpArgs) -> anyhow::Result<api::RateLimits> {
+    let limiter = if let Some(url) = &http.redis_url {
+        ratelimit::Limiter::redis(url).context("REDIS_URL is not a valid Redis URL")?
+    } else {
+        tracing::warn!(
+            "REDIS_URL is not set: rate limits are counted in this process, per replica"
+        );
+        ratelimit::Limiter::local()
+    };
+    Ok(api::RateLimits::new(
+        limiter,
+        http.rate_limit_on_redis_error,
+    ))
 }
 
 /// A token cancelled on the first SIGTERM or Ctrl-C.

@@ -17,6 +17,13 @@ pub struct Readiness {
     status: &'static str,
     /// PostgreSQL: `ok` or `unavailable`.
     postgres: &'static str,
+    /// Redis: `ok`, `unavailable`, or `not configured` (limits in process).
+    /// Counts toward readiness only when the limiter is set to deny.
+    redis: &'static str,
+}
+
+fn state_of(ok: bool) -> &'static str {
+    if ok { "ok" } else { "unavailable" }
 }
 
 /// 200 while the process runs.
@@ -26,19 +33,29 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// 200 when PostgreSQL answers, else 503 naming what is down.
+/// 200 when PostgreSQL answers (and Redis, when the limiter is set to deny),
+/// else 503 naming what is down.
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(),
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "A dependency is down", body = Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let postgres_ok = store::ping(&state.pool).await.is_ok();
+    let (postgres, redis) = tokio::join!(store::ping(&state.pool), async {
+        if state.limits.shared() {
+            Some(state.limits.ready().await.is_ok())
+        } else {
+            None
+        }
+    });
+    let postgres_ok = postgres.is_ok();
+    let ready = postgres_ok && (!state.limits.required() || redis == Some(true));
     let readiness = Readiness {
-        status: if postgres_ok { "ok" } else { "unavailable" },
-        postgres: if postgres_ok { "ok" } else { "unavailable" },
+        status: state_of(ready),
+        postgres: state_of(postgres_ok),
+        redis: redis.map_or("not configured", state_of),
     };
-    let status = if postgres_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

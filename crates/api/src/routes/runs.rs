@@ -19,6 +19,7 @@ use super::agents::not_found;
 use crate::AppState;
 use crate::error::{ApiError, ProblemBody};
 use crate::extract::{Json, PathRef, present};
+use crate::limits::RunQuota;
 
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -53,6 +54,7 @@ pub struct RunRequest {
 pub async fn run(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
+    Extension(quota): Extension<RunQuota>,
     PathRef(reference): PathRef,
     headers: HeaderMap,
     Json(body): Json<RunRequest>,
@@ -73,6 +75,8 @@ pub async fn run(
         return Ok(replayed);
     }
 
+    // Only now is quota taken: every check a client can fail came first.
+    let permit = state.limits.admit_run(&tenant, &quota).await?;
     let new = NewExecution {
         tenant: tenant.id,
         agent_id: agent.id,
@@ -85,7 +89,13 @@ pub async fn run(
             .map(str::to_owned),
         idempotency,
     };
-    match store::executions::submit(&state.pool, new).await? {
+    let submitted = store::executions::submit(&state.pool, new).await;
+    if !matches!(submitted, Ok(Submission::Created(_))) {
+        // Not a new run (a concurrent twin won the key, or it failed): the
+        // slot goes back.
+        state.limits.release(permit).await;
+    }
+    match submitted? {
         Submission::Created(execution) => {
             metrics::counter!("agent_platform_runs_enqueued_total").increment(1);
             Ok(accepted(execution, false))
