@@ -3,14 +3,17 @@
 //! the docs work on a machine without internet access.
 
 use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi as _};
 use utoipa_redoc::{Redoc, Servable};
 use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::{ApiError, Problem};
 
 /// ReDoc's standalone bundle (MIT, see assets/redoc/LICENSE).
 const REDOC_JS: &str = include_str!("../assets/redoc/redoc.standalone.js");
@@ -66,6 +69,19 @@ pub fn routes<S: Clone + Send + Sync + 'static>(openapi: OpenApi) -> Router<S> {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(redoc)
         .route("/redoc/redoc.standalone.js", get(redoc_js))
+        .layer(middleware::map_response(problem_for_bare_404))
+}
+
+/// Swagger UI answers a path under `/docs/` it has no asset for with a bare
+/// 404; give it the problem document every other unknown path gets.
+async fn problem_for_bare_404(response: Response) -> Response {
+    if response.status() == StatusCode::NOT_FOUND
+        && response.extensions().get::<Problem>().is_none()
+    {
+        return ApiError::NotFound("Nothing exists at this path; see /docs.".to_owned())
+            .into_response();
+    }
+    response
 }
 
 async fn redoc_js() -> impl IntoResponse {

@@ -3,11 +3,13 @@
 //! They enforce the contract's order of checks for what a request carries:
 //! 415 (not declared JSON), 413 (over 1 MiB), 400 (not JSON), then 422 for
 //! anything the body or query says wrong: unknown, repeated, missing or
-//! `null` fields, bad values, a body that is not an object, U+0000. A 422
-//! names the offending field by its path (`tool_ids[1]`).
+//! `null` fields, bad values, a body that is not an object, U+0000, query
+//! parameters a route does not take. A 422 names the offending field by its
+//! path (`tool_ids[1]`).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::Uri;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use domain::{FieldError, Ref};
@@ -41,8 +43,45 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         if !value.is_object() {
             return Err(ApiError::invalid("body", "must be a JSON object"));
         }
+        if let Some(field) = repeated_field(&bytes) {
+            return Err(ApiError::invalid(field, "is given more than once"));
+        }
         from_value(value).map(Json)
     }
+}
+
+/// The first top-level field of a JSON object given twice. A [`Value`]
+/// keeps only the last of the two, so they are looked for in the text.
+fn repeated_field(bytes: &[u8]) -> Option<String> {
+    struct Repeated(Option<String>);
+
+    impl<'de> Deserialize<'de> for Repeated {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_map(Repeated(None))
+        }
+    }
+
+    impl<'de> serde::de::Visitor<'de> for Repeated {
+        type Value = Repeated;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Repeated, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            let mut repeated = None;
+            while let Some(field) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if repeated.is_none() && !seen.insert(field.clone()) {
+                    repeated = Some(field);
+                }
+            }
+            Ok(Repeated(repeated))
+        }
+    }
+
+    serde_json::from_slice::<Repeated>(bytes).ok()?.0
 }
 
 fn declares_json(request: &Request) -> bool {
@@ -189,6 +228,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
                 let path = error.path().to_string();
                 ApiError::invalid_fields(vec![field_error(&path, &error.into_inner().to_string())])
             })
+    }
+}
+
+/// For routes that take no query parameters: any given is unknown, a 422
+/// naming each. Handlers call it themselves, after their body is read, so
+/// that a 415, 413 or 400 still comes first.
+pub fn no_query(uri: &Uri) -> Result<(), ApiError> {
+    let query = uri.query().unwrap_or_default();
+    let errors: Vec<FieldError> = form_urlencoded::parse(query.as_bytes())
+        .map(|(name, _)| FieldError::new(name, "is not a parameter of this route; remove it"))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_fields(errors))
     }
 }
 

@@ -42,22 +42,26 @@ pub enum TenantsCommand {
     },
 }
 
-/// Limit flags; each is optional.
+/// Limit flags; each is optional. Their values must fit the database's
+/// `integer` columns: anything larger is a usage error, not a silent cap.
 #[derive(Debug, Args)]
 pub struct LimitArgs {
     /// Runs accepted per run window.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
     run_limit: Option<u32>,
     /// The run window, in seconds.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
     run_window_secs: Option<u32>,
     /// Requests accepted per request window.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
     request_limit: Option<u32>,
     /// The request window, in seconds.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
     request_window_secs: Option<u32>,
 }
+
+/// The largest limit or window the tenants table can hold.
+const MAX_LIMIT: i64 = i32::MAX as i64;
 
 impl LimitArgs {
     fn changes(&self) -> LimitChanges {

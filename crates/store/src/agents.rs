@@ -186,6 +186,11 @@ pub async fn update(
     changes: AgentChanges,
 ) -> Result<Option<Agent>, StoreError> {
     let mut tx = pool.begin().await?;
+    // Ids that are not the tenant's tools are a 422, which the contract's
+    // order of checks puts before the 404 of an agent that does not exist.
+    if let Some(tool_ids) = &changes.tool_ids {
+        check_tools_exist(&mut tx, tenant, tool_ids).await?;
+    }
     let Some(id) = resolve(&mut *tx, tenant, reference).await? else {
         return Ok(None);
     };
@@ -292,14 +297,14 @@ async fn link_tools(
     Ok(())
 }
 
-/// Replaces the agent's tool set; says whether it changed.
+/// Replaces the agent's tool set, of ids already checked to be the
+/// tenant's tools; says whether it changed.
 async fn replace_tools(
     conn: &mut PgConnection,
     tenant: Uuid,
     agent: Uuid,
     tool_ids: &[Uuid],
 ) -> Result<bool, StoreError> {
-    check_tools_exist(conn, tenant, tool_ids).await?;
     let mut current: Vec<Uuid> = sqlx::query_scalar(
         "SELECT tool_id FROM agent_tools WHERE tenant_id = $1 AND agent_id = $2",
     )

@@ -1,7 +1,7 @@
 //! `/agents`: personas with tools, run on tasks.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json as JsonReply};
 use domain::{Agent, AgentName, Description, FieldError, Instructions, Paged, Ref, Role, Tenant};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{conflict_on, created, describe, page};
 use crate::AppState;
 use crate::error::{ApiError, ProblemBody};
-use crate::extract::{Json, PathRef, Query, present};
+use crate::extract::{Json, PathRef, Query, no_query, present};
 
 /// The most tools one agent may have.
 const MAX_TOOLS: usize = 64;
@@ -161,8 +161,10 @@ fn unknown_tools(tool_ids: &[Uuid]) -> impl FnOnce(StoreError) -> ApiError + '_ 
 pub async fn create(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
+    uri: Uri,
     Json(body): Json<CreateAgent>,
 ) -> Result<Response, ApiError> {
+    no_query(&uri)?;
     let tool_ids = body.tool_ids.unwrap_or_default();
     check_tool_ids(&tool_ids)?;
 
@@ -229,7 +231,9 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     PathRef(reference): PathRef,
+    uri: Uri,
 ) -> Result<JsonReply<Agent>, ApiError> {
+    no_query(&uri)?;
     let agent = store::agents::get(&state.pool, tenant.id, &reference).await?;
     agent.map(JsonReply).ok_or_else(|| not_found(&reference))
 }
@@ -247,8 +251,10 @@ pub async fn update(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     PathRef(reference): PathRef,
+    uri: Uri,
     Json(body): Json<UpdateAgent>,
 ) -> Result<JsonReply<Agent>, ApiError> {
+    no_query(&uri)?;
     if let Some(tool_ids) = &body.tool_ids {
         check_tool_ids(tool_ids)?;
     }
@@ -286,7 +292,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     PathRef(reference): PathRef,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    no_query(&uri)?;
     if store::agents::delete(&state.pool, tenant.id, &reference).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

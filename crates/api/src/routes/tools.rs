@@ -1,7 +1,7 @@
 //! `/tools`: functions agents may ask a model to call.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json as JsonReply};
 use domain::{Description, Paged, Parameters, Ref, Tenant, Tool, ToolName};
@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{conflict_on, created, describe, page};
 use crate::AppState;
 use crate::error::{ApiError, ProblemBody};
-use crate::extract::{Json, PathRef, Query, present};
+use crate::extract::{Json, PathRef, Query, no_query, present};
 
 /// A tool to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,8 +86,10 @@ fn not_found(reference: &Ref) -> ApiError {
 pub async fn create(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
+    uri: Uri,
     Json(body): Json<CreateTool>,
 ) -> Result<Response, ApiError> {
+    no_query(&uri)?;
     let name = body.name.to_string();
     let tool = NewTool {
         name: body.name,
@@ -146,7 +148,9 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     PathRef(reference): PathRef,
+    uri: Uri,
 ) -> Result<JsonReply<Tool>, ApiError> {
+    no_query(&uri)?;
     let tool = store::tools::get(&state.pool, tenant.id, &reference).await?;
     tool.map(JsonReply).ok_or_else(|| not_found(&reference))
 }
@@ -164,8 +168,10 @@ pub async fn update(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     PathRef(reference): PathRef,
+    uri: Uri,
     Json(body): Json<UpdateTool>,
 ) -> Result<JsonReply<Tool>, ApiError> {
+    no_query(&uri)?;
     let name = body
         .name
         .as_ref()
@@ -194,7 +200,9 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     PathRef(reference): PathRef,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    no_query(&uri)?;
     match store::tools::delete(&state.pool, tenant.id, &reference).await? {
         Deletion::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
         Deletion::NotFound => Err(not_found(&reference)),

@@ -1,0 +1,178 @@
+//! The public routes: health, readiness, the OpenAPI document and the two
+//! documentation pages, all answering without a key.
+
+mod support;
+
+use reqwest::Method;
+use serde_json::Value;
+use support::TestApp;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_200_without_a_key() {
+    let app = TestApp::start().await;
+
+    let health = app.call(Method::GET, "/healthz").send().await;
+    let ready = app.call(Method::GET, "/readyz").send().await;
+
+    health.expect(200);
+    ready.expect(200);
+    assert_eq!(ready.body["postgres"], "ok", "{}", ready.text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_with_an_api_key_scheme_and_every_path() {
+    let app = TestApp::start().await;
+
+    let reply = app.call(Method::GET, "/openapi.json").send().await;
+
+    let document = &reply.expect(200).body;
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|version| version.starts_with("3.1")),
+        "{}",
+        document["openapi"]
+    );
+    let schemes = document["components"]["securitySchemes"]
+        .as_object()
+        .expect("security schemes");
+    let api_key = schemes
+        .values()
+        .find(|scheme| scheme["type"] == "apiKey")
+        .expect("an apiKey scheme");
+    assert_eq!(api_key["in"], "header");
+    assert_eq!(api_key["name"], "X-API-Key");
+    let paths = document["paths"].as_object().expect("paths");
+    for path in [
+        "/tools",
+        "/tools/{ref}",
+        "/agents",
+        "/agents/{ref}",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from {:?}",
+            paths.keys()
+        );
+    }
+    for method in ["get", "post"] {
+        assert!(paths["/tools"].get(method).is_some(), "{method} /tools");
+    }
+    for method in ["get", "put", "delete"] {
+        assert!(
+            paths["/agents/{ref}"].get(method).is_some(),
+            "{method} /agents/{{ref}}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_asks_for_a_key_except_on_public_routes() {
+    let app = TestApp::start().await;
+
+    let reply = app.call(Method::GET, "/openapi.json").send().await;
+
+    let document = &reply.expect(200).body;
+    let global = document["security"].as_array().expect("global security");
+    assert!(!global.is_empty(), "{}", document["security"]);
+    assert_eq!(
+        document["paths"]["/healthz"]["get"]["security"],
+        Value::Array(vec![])
+    );
+    assert!(document["paths"]["/tools"]["get"].get("security").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn docs_redirects_to_docs_with_a_slash_the_one_redirect() {
+    let app = TestApp::start().await;
+
+    let reply = app.call(Method::GET, "/docs").send().await;
+
+    assert!(
+        (300..400).contains(&reply.status),
+        "{}: {}",
+        reply.status,
+        reply.text
+    );
+    assert_eq!(reply.header("location"), Some("/docs/"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_without_a_key_with_its_assets() {
+    let app = TestApp::start().await;
+
+    let page = app.call(Method::GET, "/docs/").send().await;
+    let script = app
+        .call(Method::GET, "/docs/swagger-ui-bundle.js")
+        .send()
+        .await;
+    let initializer = app
+        .call(Method::GET, "/docs/swagger-initializer.js")
+        .send()
+        .await;
+
+    page.expect(200);
+    assert!(page.text.contains("swagger"), "{}", page.text);
+    assert!(
+        !page.text.contains("https://"),
+        "an asset from elsewhere: {}",
+        page.text
+    );
+    script.expect(200);
+    assert!(script.text.len() > 10_000);
+    initializer.expect(200);
+    assert!(
+        initializer.text.contains("/openapi.json"),
+        "{}",
+        initializer.text
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_path_under_docs_is_a_404_problem() {
+    let app = TestApp::start().await;
+
+    let reply = app.call(Method::GET, "/docs/nothing.js").send().await;
+
+    reply.problem(404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn redoc_is_served_without_a_key_with_its_script() {
+    let app = TestApp::start().await;
+
+    let page = app.call(Method::GET, "/redoc").send().await;
+    let script = app
+        .call(Method::GET, "/redoc/redoc.standalone.js")
+        .send()
+        .await;
+
+    page.expect(200);
+    assert!(
+        page.text.contains("/redoc/redoc.standalone.js"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("X-API-Key"),
+        "the page embeds the document"
+    );
+    script.expect(200);
+    assert!(
+        script
+            .header("content-type")
+            .is_some_and(|kind| kind.contains("javascript")),
+        "{:?}",
+        script.header("content-type")
+    );
+    assert!(script.text.len() > 10_000);
+    app.stop().await;
+}
