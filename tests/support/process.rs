@@ -76,6 +76,12 @@ impl Process {
         assert!(status.success(), "kill -{signal} {}", self.name);
     }
 
+    /// Kills the process, if it still runs, and waits until it is gone.
+    pub async fn kill(mut self) {
+        // A process that already exited has nothing left to kill.
+        let _ = self.child.kill().await;
+    }
+
     /// Waits for the process to exit, failing after `within`.
     pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
         let status = tokio::time::timeout(within, self.child.wait())

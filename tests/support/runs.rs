@@ -58,6 +58,15 @@ impl TestApp {
         reply.body
     }
 
+    /// What the execution says was sent to the model (`?include=request`).
+    pub async fn sent_request(&self, key: &str, id: &str) -> Value {
+        let reply = self
+            .get(key, &format!("/executions/{id}?include=request"))
+            .await;
+        reply.expect(200);
+        reply.body["request"].clone()
+    }
+
     /// Polls an execution until it is `status`, failing at once if it ends
     /// in another state, or after `within`.
     pub async fn wait_status(&self, key: &str, id: &str, status: &str, within: Duration) -> Value {

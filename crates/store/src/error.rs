@@ -62,12 +62,25 @@ impl From<sqlx::Error> for StoreError {
         if let Some(constraint) = violated_constraint(&error) {
             return StoreError::Conflict(constraint);
         }
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(error)
-            }
-            other => StoreError::Database(other),
+        if unreachable(&error) {
+            StoreError::Unavailable(error)
+        } else {
+            StoreError::Database(error)
         }
+    }
+}
+
+/// Whether the database failed to serve the statement, rather than refused
+/// what it asked. A restart or failover ends sessions mid-statement, which
+/// arrives as the server's own error (SQLSTATE class 08, or 57P01-57P03),
+/// not as an I/O one.
+fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -62,6 +62,8 @@ pub struct RecordedRequest {
     pub body: Value,
     /// The last user message's text, when the body had one.
     pub task: Option<String>,
+    /// When it arrived, for asserting the waits between attempts.
+    pub received_at: Instant,
 }
 
 /// A running fake provider. Dropping it stops the server.
@@ -276,6 +278,7 @@ impl Shared {
             headers,
             body: body.clone(),
             task: task.map(str::to_owned),
+            received_at: Instant::now(),
         };
         lock(&self.requests).push(request);
     }
