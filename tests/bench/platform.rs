@@ -50,19 +50,23 @@ async fn main() {
     bench.create_agent().await;
 
     println!("Mini Agent Platform benchmark ({RUNS} runs a phase, {CLIENTS} concurrent clients)");
+    let before = CpuUse::now(api.pid(), &[]);
     let accepted = bench.submit(RUNS).await;
     println!(
         "accepted over HTTP (no workers):      {:>8.0} runs/s",
         per_second(RUNS, accepted)
     );
+    CpuUse::now(api.pid(), &[]).since(&before).print();
 
     let mut workers = vec![start_worker(&db.url, 1)];
-    let drained = bench.until_done(RUNS).await;
+    let before = CpuUse::now(api.pid(), &workers);
+    let drained = bench.until_done().await;
     println!(
         "drained by 1 worker:                  {:>8.0} runs/s",
         per_second(RUNS, drained)
     );
-    let one = bench.end_to_end(2 * RUNS).await;
+    CpuUse::now(api.pid(), &workers).since(&before).print();
+    let one = bench.end_to_end().await;
     println!(
         "end to end, 1 worker:                 {:>8.0} runs/s",
         per_second(RUNS, one)
@@ -70,13 +74,15 @@ async fn main() {
 
     workers.push(start_worker(&db.url, 2));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let two = bench.end_to_end(3 * RUNS).await;
+    let before = CpuUse::now(api.pid(), &workers);
+    let two = bench.end_to_end().await;
     println!(
         "end to end, 2 workers:                {:>8.0} runs/s",
         per_second(RUNS, two)
     );
+    CpuUse::now(api.pid(), &workers).since(&before).print();
 
-    let pickup = bench.pickups(3 * RUNS).await;
+    let pickup = bench.pickups().await;
     println!(
         "pickup on an idle queue (n={PICKUPS}):      p50 {:>5.1} ms   p99 {:>5.1} ms",
         percentile(&pickup, 0.50),
@@ -150,43 +156,45 @@ impl Bench {
         elapsed
     }
 
-    /// Waits until `total` executions in all are terminal; the time it took.
-    async fn until_done(&self, total: usize) -> Duration {
+    /// Waits until every execution submitted so far is terminal; the time
+    /// it took. Counted on the small index of unfinished runs, so the
+    /// polling itself costs the database little.
+    async fn until_done(&self) -> Duration {
         let started = Instant::now();
         loop {
-            let done: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM executions WHERE status IN ('succeeded', 'failed', 'cancelled')",
+            let unfinished: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM executions WHERE status IN ('queued', 'running')",
             )
             .fetch_one(&self.pool)
             .await
             .expect("count");
-            if usize::try_from(done).unwrap_or(0) >= total {
+            if unfinished == 0 {
                 return started.elapsed();
             }
             assert!(
                 started.elapsed() < Duration::from_mins(10),
                 "runs did not finish"
             );
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
     /// Submits `RUNS` runs while workers run; time from the first submission
-    /// until `total` executions are terminal.
-    async fn end_to_end(&self, total: usize) -> Duration {
+    /// until all are terminal.
+    async fn end_to_end(&self) -> Duration {
         let started = Instant::now();
         self.submit(RUNS).await;
-        self.until_done(total).await;
+        self.until_done().await;
         started.elapsed()
     }
 
     /// Submits runs one at a time on an idle queue; for each, the time from
     /// its commit to its claim by a worker, by the database's clock.
-    async fn pickups(&self, done_before: usize) -> Vec<f64> {
+    async fn pickups(&self) -> Vec<f64> {
         let mut latencies = Vec::with_capacity(PICKUPS);
-        for index in 0..PICKUPS {
+        for _ in 0..PICKUPS {
             self.submit(1).await;
-            self.until_done(done_before + index + 1).await;
+            self.until_done().await;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let rows: Vec<f64> = sqlx::query_scalar(
@@ -241,7 +249,7 @@ fn start_worker(database_url: &str, index: usize) -> Process {
         ("DATABASE_URL", database_url.to_owned()),
         ("DATABASE_MAX_CONNECTIONS", "16".to_owned()),
         ("WORKER_LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-        ("WORKER_CONCURRENCY", "32".to_owned()),
+        ("WORKER_CONCURRENCY", "64".to_owned()),
         ("SIMULATED_LATENCY_MS", "0".to_owned()),
     ];
     Process::start(&format!("worker-{index}"), &["worker"], &env)
@@ -292,4 +300,75 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(f64::NAN);
     kilobytes / 1024.0
+}
+
+/// CPU seconds used so far by each part of the platform, from /proc.
+struct CpuUse {
+    api: f64,
+    workers: f64,
+    postgres: f64,
+    redis: f64,
+    bench: f64,
+}
+
+impl CpuUse {
+    fn now(api: u32, workers: &[Process]) -> Self {
+        let named = |name: &str| processes_named(name).into_iter().map(cpu_seconds).sum();
+        Self {
+            api: cpu_seconds(api),
+            workers: workers.iter().map(|worker| cpu_seconds(worker.pid())).sum(),
+            postgres: named("postgres"),
+            redis: named("redis-server"),
+            bench: cpu_seconds(std::process::id()),
+        }
+    }
+
+    fn since(&self, before: &CpuUse) -> CpuUse {
+        CpuUse {
+            api: self.api - before.api,
+            workers: self.workers - before.workers,
+            postgres: self.postgres - before.postgres,
+            redis: self.redis - before.redis,
+            bench: self.bench - before.bench,
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "  CPU seconds in that phase: postgres {:.1}, api {:.1}, workers {:.1}, redis {:.1}, load generator {:.1}",
+            self.postgres, self.api, self.workers, self.redis, self.bench
+        );
+    }
+}
+
+/// User plus system time of a process, in seconds (Linux clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is parenthesized and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn processes_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == name)
+        })
+        .collect()
 }

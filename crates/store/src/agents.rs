@@ -118,29 +118,81 @@ pub async fn resolve(
 }
 
 /// The agent a `{ref}` names, with its tools, if it is one of the tenant's.
+/// One query: every run's submission reads its agent this way.
 pub async fn get(
     pool: &PgPool,
     tenant: Uuid,
     reference: &Ref,
 ) -> Result<Option<Agent>, StoreError> {
-    let Some(id) = resolve(pool, tenant, reference).await? else {
-        return Ok(None);
+    /// The agent's columns on every row, and one tool (or none) per row.
+    macro_rules! agent_with_tools {
+        ($where:literal) => {
+            concat!(
+                "SELECT a.id, a.name, a.role, a.description, a.instructions, a.created_at, ",
+                "a.updated_at, t.id AS tool_id, t.name AS tool_name, ",
+                "t.description AS tool_description, t.parameters AS tool_parameters, ",
+                "t.created_at AS tool_created_at, t.updated_at AS tool_updated_at ",
+                "FROM agents a LEFT JOIN agent_tools l ON l.tenant_id = a.tenant_id ",
+                "AND l.agent_id = a.id LEFT JOIN tools t ON t.tenant_id = l.tenant_id ",
+                "AND t.id = l.tool_id WHERE a.tenant_id = $1 AND ",
+                $where,
+                " ORDER BY t.name"
+            )
+        };
+    }
+
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        agent: AgentRow,
+        tool_id: Option<Uuid>,
+        tool_name: Option<String>,
+        tool_description: Option<String>,
+        tool_parameters: Option<sqlx::types::Json<serde_json::Value>>,
+        tool_created_at: Option<DateTime<Utc>>,
+        tool_updated_at: Option<DateTime<Utc>>,
+    }
+
+    let query = match reference {
+        Ref::Id(id) => sqlx::query_as::<_, Row>(agent_with_tools!("a.id = $2"))
+            .bind(tenant)
+            .bind(*id),
+        Ref::Name(name) => sqlx::query_as(agent_with_tools!("a.name = $2"))
+            .bind(tenant)
+            .bind(name.as_str()),
     };
-    let mut conn = pool.acquire().await?;
-    let row: Option<AgentRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        agent_columns!(),
-        " FROM agents WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(tenant)
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let tools = tools_of(&mut conn, tenant, id).await?;
-    Ok(Some(row.with_tools(tools)))
+    let rows = query.fetch_all(pool).await?;
+
+    let mut tools = Vec::with_capacity(rows.len());
+    let mut agent = None;
+    for row in rows {
+        if let (
+            Some(id),
+            Some(name),
+            Some(description),
+            Some(parameters),
+            Some(created_at),
+            Some(updated_at),
+        ) = (
+            row.tool_id,
+            row.tool_name,
+            row.tool_description,
+            row.tool_parameters,
+            row.tool_created_at,
+            row.tool_updated_at,
+        ) {
+            tools.push(Tool {
+                id,
+                name,
+                description,
+                parameters: parameters.0,
+                created_at,
+                updated_at,
+            });
+        }
+        agent.get_or_insert(row.agent);
+    }
+    Ok(agent.map(|agent| agent.with_tools(tools)))
 }
 
 /// A page of the tenant's agents, by name, each with its tools.

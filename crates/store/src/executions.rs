@@ -101,16 +101,14 @@ pub struct ClaimedRun {
     pub request_id: Option<String>,
 }
 
-/// What claiming a run found.
-#[derive(Debug, Clone)]
-pub enum Claim {
-    /// An attempt began; run it.
-    Run(ClaimedRun),
-    /// Nothing to do: finished already, cancelled, or no such execution.
-    Skip,
-    /// The last allowed attempt had begun and its worker is gone: the run
-    /// was marked failed.
-    Exhausted,
+/// What claiming a batch of runs found.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    /// Runs whose next attempt began: run them.
+    pub runs: Vec<ClaimedRun>,
+    /// Runs whose last allowed attempt had begun on a worker that is gone:
+    /// now failed.
+    pub exhausted: Vec<Uuid>,
 }
 
 /// How an attempt ended, for the terminal write.
@@ -402,17 +400,20 @@ pub(crate) async fn cancel_queued_of_agent(
     Ok(cancelled.rows_affected())
 }
 
-/// Begins the next attempt of a run, if it is still to run and has
-/// attempts left. `providers` says which adapter serves each model on this
-/// worker, recorded as the run's provider.
+/// Begins the next attempt of each of `ids` still to run with attempts
+/// left, in one statement. `providers` says which adapter serves each model
+/// on this worker, recorded as the run's provider. Of the others, those
+/// whose last attempt had begun (its worker gone) are failed; the rest
+/// (finished, cancelled, unknown) need nothing.
 pub async fn claim(
-    pool: &PgPool,
-    id: Uuid,
+    conn: &mut PgConnection,
+    ids: &[Uuid],
     max_attempts: u32,
     providers: &[(Model, Provider)],
-) -> Result<Claim, StoreError> {
+) -> Result<Claims, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Claimed {
+        id: Uuid,
         tenant_id: Uuid,
         agent_name: String,
         model: String,
@@ -425,90 +426,169 @@ pub async fn claim(
         .iter()
         .map(|(model, provider)| (model.as_str(), provider.as_str()))
         .collect();
-    let claimed: Option<Claimed> = sqlx::query_as(
+    let claimed: Vec<Claimed> = sqlx::query_as(
         "UPDATE executions SET status = 'running', attempts = attempts + 1, \
          provider = $3::jsonb ->> model, started_at = coalesce(started_at, now()) \
-         WHERE id = $1 AND status IN ('queued', 'running') AND attempts < $2 \
-         RETURNING tenant_id, agent_name, model, request, attempts, request_id",
+         WHERE id = ANY($1) AND status IN ('queued', 'running') AND attempts < $2 \
+         RETURNING id, tenant_id, agent_name, model, request, attempts, request_id",
     )
-    .bind(id)
+    .bind(ids)
     .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
     .bind(Json(providers))
-    .fetch_optional(pool)
+    .fetch_all(&mut *conn)
     .await?;
 
-    match claimed {
-        Some(row) => Ok(Claim::Run(ClaimedRun {
-            id,
-            tenant: row.tenant_id,
-            agent_name: row.agent_name,
-            model: row.model.parse().map_err(corrupt)?,
-            prompt: row.request.0,
-            attempt: row.attempts.unsigned_abs(),
-            request_id: row.request_id,
-        })),
-        None if exhaust(pool, id, max_attempts).await? => Ok(Claim::Exhausted),
-        None => Ok(Claim::Skip),
+    let runs = claimed
+        .into_iter()
+        .map(|row| {
+            Ok(ClaimedRun {
+                id: row.id,
+                tenant: row.tenant_id,
+                agent_name: row.agent_name,
+                model: row.model.parse().map_err(corrupt)?,
+                prompt: row.request.0,
+                attempt: row.attempts.unsigned_abs(),
+                request_id: row.request_id,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let unclaimed: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| !runs.iter().any(|run| run.id == *id))
+        .collect();
+    let exhausted = exhaust(conn, &unclaimed, max_attempts).await?;
+    Ok(Claims { runs, exhausted })
+}
+
+/// Fails runs whose last attempt began on a worker that is gone.
+async fn exhaust(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    max_attempts: u32,
+) -> Result<Vec<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE executions SET status = 'failed', error_code = 'internal', \
+         error_message = 'The worker running the last attempt stopped before it finished.', \
+         finished_at = now() WHERE id = ANY($1) AND status = 'running' AND attempts >= $2 \
+         RETURNING id",
+    )
+    .bind(ids)
+    .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Writes the terminal results of attempts, on the caller's transaction,
+/// in one statement per kind of outcome. Returns the ids written; a run
+/// left out had moved on meanwhile (cancelled, or claimed again by a later
+/// attempt) and is unchanged.
+pub async fn finish(
+    conn: &mut PgConnection,
+    results: &[(&ClaimedRun, &Outcome)],
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut succeeded = Succeeded::default();
+    let mut failed = Failed::default();
+    for (run, outcome) in results {
+        let attempt = i32::try_from(run.attempt).unwrap_or(i32::MAX);
+        match outcome {
+            Outcome::Succeeded {
+                output,
+                tool_calls,
+                usage,
+            } => {
+                succeeded.ids.push(run.id);
+                succeeded.attempts.push(attempt);
+                succeeded.outputs.push(output.clone());
+                succeeded
+                    .tool_calls
+                    .push(serde_json::to_value(tool_calls).unwrap_or_default());
+                succeeded
+                    .input_tokens
+                    .push(i32::try_from(usage.input_tokens).unwrap_or(i32::MAX));
+                succeeded
+                    .output_tokens
+                    .push(i32::try_from(usage.output_tokens).unwrap_or(i32::MAX));
+            }
+            Outcome::Failed(error) => {
+                failed.ids.push(run.id);
+                failed.attempts.push(attempt);
+                failed.codes.push(error.code.as_str());
+                failed.messages.push(error.message.clone());
+            }
+        }
+    }
+
+    let mut written = Vec::with_capacity(results.len());
+    if !succeeded.ids.is_empty() {
+        written.extend(succeeded.write(&mut *conn).await?);
+    }
+    if !failed.ids.is_empty() {
+        written.extend(failed.write(&mut *conn).await?);
+    }
+    Ok(written)
+}
+
+/// Columns of successful results, bound as arrays.
+#[derive(Default)]
+struct Succeeded {
+    ids: Vec<Uuid>,
+    attempts: Vec<i32>,
+    outputs: Vec<String>,
+    tool_calls: Vec<serde_json::Value>,
+    input_tokens: Vec<i32>,
+    output_tokens: Vec<i32>,
+}
+
+impl Succeeded {
+    async fn write(self, conn: &mut PgConnection) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE executions AS e SET status = 'succeeded', output = r.output, \
+             tool_calls = r.tool_calls, input_tokens = r.input_tokens, \
+             output_tokens = r.output_tokens, finished_at = now() \
+             FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::int[], $6::int[]) \
+             AS r(id, attempt, output, tool_calls, input_tokens, output_tokens) \
+             WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt RETURNING e.id",
+        )
+        .bind(self.ids)
+        .bind(self.attempts)
+        .bind(self.outputs)
+        .bind(self.tool_calls)
+        .bind(self.input_tokens)
+        .bind(self.output_tokens)
+        .fetch_all(conn)
+        .await?)
     }
 }
 
-/// Fails a run whose last attempt began on a worker that is gone.
-async fn exhaust(pool: &PgPool, id: Uuid, max_attempts: u32) -> Result<bool, StoreError> {
-    let failed = sqlx::query(
-        "UPDATE executions SET status = 'failed', error_code = 'internal', \
-         error_message = 'The worker running the last attempt stopped before it finished.', \
-         finished_at = now() WHERE id = $1 AND status = 'running' AND attempts >= $2",
-    )
-    .bind(id)
-    .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-    .execute(pool)
-    .await?;
-    Ok(failed.rows_affected() > 0)
+/// Columns of failures, bound as arrays.
+#[derive(Default)]
+struct Failed {
+    ids: Vec<Uuid>,
+    attempts: Vec<i32>,
+    codes: Vec<&'static str>,
+    messages: Vec<String>,
 }
 
-/// Writes an attempt's terminal result, on the caller's transaction. Returns
-/// `false` (and writes nothing) if the run moved on meanwhile: cancelled,
-/// or claimed again by a later attempt.
-pub async fn finish(
-    conn: &mut PgConnection,
-    run: &ClaimedRun,
-    outcome: Outcome,
-) -> Result<bool, StoreError> {
-    let attempt = i32::try_from(run.attempt).unwrap_or(i32::MAX);
-    let written = match outcome {
-        Outcome::Succeeded {
-            output,
-            tool_calls,
-            usage,
-        } => {
-            sqlx::query(
-                "UPDATE executions SET status = 'succeeded', output = $3, tool_calls = $4, \
-                 input_tokens = $5, output_tokens = $6, finished_at = now() \
-                 WHERE id = $1 AND status = 'running' AND attempts = $2",
-            )
-            .bind(run.id)
-            .bind(attempt)
-            .bind(output)
-            .bind(Json(tool_calls))
-            .bind(i32::try_from(usage.input_tokens).unwrap_or(i32::MAX))
-            .bind(i32::try_from(usage.output_tokens).unwrap_or(i32::MAX))
-            .execute(&mut *conn)
-            .await?
-        }
-        Outcome::Failed(error) => {
-            sqlx::query(
-                "UPDATE executions SET status = 'failed', error_code = $3, error_message = $4, \
-                 finished_at = now() WHERE id = $1 AND status = 'running' AND attempts = $2",
-            )
-            .bind(run.id)
-            .bind(attempt)
-            .bind(error.code.as_str())
-            .bind(error.message)
-            .execute(&mut *conn)
-            .await?
-        }
-    };
-    Ok(written.rows_affected() == 1)
+impl Failed {
+    async fn write(self, conn: &mut PgConnection) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE executions AS e SET status = 'failed', error_code = r.code, \
+             error_message = r.message, finished_at = now() \
+             FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[]) \
+             AS r(id, attempt, code, message) \
+             WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt RETURNING e.id",
+        )
+        .bind(self.ids)
+        .bind(self.attempts)
+        .bind(self.codes)
+        .bind(self.messages)
+        .fetch_all(conn)
+        .await?)
+    }
 }
 
 /// Queues the next attempt of a run for `at`, on the caller's transaction,

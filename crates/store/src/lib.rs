@@ -51,6 +51,21 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Begins a transaction whose commit does not wait for the disk. Only for
+/// writes a crash may lose without harm: a lost claim or fetch means the
+/// job is delivered again, and the guarded writes make that safe. A later
+/// durable commit on the server also makes every earlier one durable, since
+/// the log is flushed in order.
+pub async fn begin_relaxed(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
 /// Whether PostgreSQL answers a trivial query.
 pub async fn ping(pool: &PgPool) -> Result<(), StoreError> {
     sqlx::query("SELECT 1").execute(pool).await?;

@@ -7,7 +7,7 @@
 //! their jobs back to the queue so another worker takes them at once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use domain::RunJob;
 use sqlx::postgres::PgListener;
@@ -15,6 +15,12 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use store::StoreError;
+use store::executions::ClaimedRun;
+use store::queue::Delivery;
+use uuid::Uuid;
+
+use crate::writer::{Next, Writer};
 use crate::{Shared, execute};
 
 /// The channel apalis's insert trigger notifies.
@@ -22,6 +28,14 @@ const INSERT_CHANNEL: &str = "apalis::job::insert";
 
 /// The most jobs taken in one fetch.
 const MAX_BATCH: usize = 32;
+
+/// The pause between fetches while there is a backlog.
+const BACKLOG_PAUSE: Duration = Duration::from_millis(2);
+
+/// After a wake-up, the pause that gathers jobs arriving close together
+/// into one fetch, and how recent the last job must be for it to apply.
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
+const STREAM_WINDOW: Duration = Duration::from_millis(10);
 
 /// How long to back off after the database failed a fetch.
 const FETCH_ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -36,7 +50,9 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     wake.notified().await;
 
     let slots = Arc::new(Semaphore::new(shared.config.concurrency));
+    let (writer, writing) = Writer::start(shared.clone());
     let mut runs = JoinSet::new();
+    let mut jobs_last_seen: Option<Instant> = None;
     loop {
         let first = tokio::select! {
             permit = slots.clone().acquire_owned() => match permit {
@@ -45,29 +61,50 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             },
             () = shutdown.cancelled() => break,
         };
-        let taken = take_jobs(&shared, &slots, first, &mut runs).await;
+        let (taken, asked) = take_jobs(&shared, &writer, &slots, first, &mut runs).await;
         while runs.try_join_next().is_some() {}
-        if taken == 0 {
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(shared.config.poll_interval) => {}
-                () = shutdown.cancelled() => break,
-            }
+        if taken == asked && taken > 0 {
+            // Jobs were waiting for every free slot: a backlog. A moment's
+            // pause lets more runs finish, so the next fetch takes a bigger
+            // batch: fewer, larger transactions for the same work.
+            jobs_last_seen = Some(Instant::now());
+            tokio::time::sleep(BACKLOG_PAUSE).await;
+            continue;
+        }
+        if taken > 0 {
+            jobs_last_seen = Some(Instant::now());
+        }
+        // Fewer jobs than free slots: the queue is empty for now. Sleep
+        // until NOTIFY says a job arrived (or the poll interval passes).
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(shared.config.poll_interval) => {}
+            () = shutdown.cancelled() => break,
+        }
+        // Jobs were arriving a moment ago, so more are likely right behind
+        // this one: gather them into one fetch. The first job after a quiet
+        // spell is fetched at once, so pickup on an idle queue is immediate.
+        if jobs_last_seen.is_some_and(|seen| seen.elapsed() < STREAM_WINDOW) {
+            tokio::time::sleep(BATCH_PAUSE).await;
         }
     }
 
     listener_task.abort();
     wind_down(&shared, runs).await;
+    // The writer ends once the last handle is gone and what it has is written.
+    drop(writer);
+    let _ = writing.await;
 }
 
 /// Fetches up to the number of free slots and starts a run for each job.
-/// Returns how many were taken.
+/// Returns how many were taken, and how many asked for.
 async fn take_jobs(
     shared: &Arc<Shared>,
+    writer: &Writer,
     slots: &Arc<Semaphore>,
     first: OwnedSemaphorePermit,
     runs: &mut JoinSet<()>,
-) -> usize {
+) -> (usize, usize) {
     let mut permits = vec![first];
     let wanted = (1 + slots.available_permits()).min(MAX_BATCH);
     while permits.len() < wanted {
@@ -77,29 +114,85 @@ async fn take_jobs(
         }
     }
 
+    let asked = permits.len();
+    let taken = match take(shared, asked).await {
+        Ok(taken) => taken,
+        Err(error) => {
+            tracing::warn!(%error, "fetching jobs failed; retrying shortly");
+            tokio::time::sleep(FETCH_ERROR_PAUSE).await;
+            return (0, asked);
+        }
+    };
+    let count = taken.len();
+    for ((delivery, run), permit) in taken.into_iter().zip(permits) {
+        let (shared, writer) = (shared.clone(), writer.clone());
+        runs.spawn(async move {
+            match run {
+                Some(run) => {
+                    let stop = shared.inflight.hold(&delivery, Some(run.id));
+                    execute::execute(&shared, &writer, delivery.clone(), run, stop).await;
+                }
+                // Finished, cancelled or exhausted: only the job's mark is left.
+                None => {
+                    writer.write(delivery.clone(), None, Next::Nothing).await;
+                }
+            }
+            shared.inflight.release(&delivery);
+            drop(permit);
+        });
+    }
+    (count, asked)
+}
+
+/// Takes up to `wanted` due jobs and claims their runs, in one transaction
+/// that does not wait for the disk (see [`store::begin_relaxed`]). Each job
+/// is paired with its run when the run's next attempt began; a job whose
+/// run is done (or whose twin in the same batch got the claim) is paired
+/// with nothing.
+async fn take(
+    shared: &Shared,
+    wanted: usize,
+) -> Result<Vec<(Delivery, Option<ClaimedRun>)>, StoreError> {
     let mut config = apalis_postgres::Config::default()
         .queue(RunJob::QUEUE)
         .heartbeat_interval(shared.config.heartbeat)
         .missed_heartbeats(shared.config.missed_heartbeats as usize);
-    config.batch_size = permits.len();
-    let deliveries = match store::queue::fetch(&shared.pool, &config, &shared.context).await {
-        Ok(deliveries) => deliveries,
-        Err(error) => {
-            tracing::warn!(%error, "fetching jobs failed; retrying shortly");
-            tokio::time::sleep(FETCH_ERROR_PAUSE).await;
-            return 0;
-        }
-    };
+    config.batch_size = wanted;
 
-    let taken = deliveries.len();
-    for (delivery, permit) in deliveries.into_iter().zip(permits) {
-        let shared = shared.clone();
-        runs.spawn(async move {
-            execute::execute(&shared, delivery).await;
-            drop(permit);
-        });
+    let mut tx = store::begin_relaxed(&shared.pool).await?;
+    let deliveries = store::queue::fetch(&mut tx, &config, &shared.context).await?;
+    if deliveries.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
     }
-    taken
+    let ids: Vec<Uuid> = deliveries
+        .iter()
+        .map(|delivery| delivery.job.execution_id)
+        .collect();
+    let mut claims =
+        store::executions::claim(&mut tx, &ids, shared.config.max_attempts, &shared.providers)
+            .await?;
+    tx.commit().await?;
+
+    for id in &claims.exhausted {
+        tracing::warn!(execution.id = %id, "the last attempt's worker stopped; the run is failed");
+        metrics::counter!("agent_platform_jobs_total", "outcome" => "failed").increment(1);
+    }
+    Ok(deliveries
+        .into_iter()
+        .map(|delivery| {
+            shared.inflight.hold(&delivery, None);
+            let index = claims
+                .runs
+                .iter()
+                .position(|run| run.id == delivery.job.execution_id);
+            let run = index.map(|index| claims.runs.swap_remove(index));
+            if run.is_none() {
+                metrics::counter!("agent_platform_jobs_total", "outcome" => "skipped").increment(1);
+            }
+            (delivery, run)
+        })
+        .collect())
 }
 
 /// Forwards apalis's insert notifications for our queue to `wake`. The

@@ -35,28 +35,21 @@ impl InFlight {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records a job this worker took; the token is cancelled if its run
-    /// should stop.
-    pub fn start(&self, delivery: &Delivery) -> CancellationToken {
+    /// Records a job this worker holds, and the execution it is running for
+    /// it, if any; the token is cancelled when that run should stop.
+    pub fn hold(&self, delivery: &Delivery, running: Option<Uuid>) -> CancellationToken {
         let stop = CancellationToken::new();
         let entry = Entry {
             delivery: delivery.clone(),
-            running: None,
+            running,
             stop: stop.clone(),
         };
         self.lock().insert(delivery.task_id.to_string(), entry);
         stop
     }
 
-    /// Notes that the job's execution is now running here.
-    pub fn claimed(&self, delivery: &Delivery) {
-        if let Some(entry) = self.lock().get_mut(&delivery.task_id.to_string()) {
-            entry.running = Some(delivery.job.execution_id);
-        }
-    }
-
     /// Forgets a job that is finished with.
-    pub fn finish(&self, delivery: &Delivery) {
+    pub fn release(&self, delivery: &Delivery) {
         self.lock().remove(&delivery.task_id.to_string());
     }
 

@@ -45,11 +45,13 @@ mod health;
 mod inflight;
 mod retry;
 mod upkeep;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::WorkerContext;
+use domain::{Model, Provider};
 use metrics_exporter_prometheus::PrometheusHandle;
 use models::Adapters;
 use store::PgPool;
@@ -89,6 +91,8 @@ struct Shared {
     /// worker never inherits (or is mistaken for) a previous one.
     context: WorkerContext,
     inflight: inflight::InFlight,
+    /// The provider each model runs on here, recorded on claimed runs.
+    providers: Vec<(Model, Provider)>,
 }
 
 /// Runs a worker until `shutdown` is cancelled, then stops taking jobs,
@@ -103,12 +107,17 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), store::StoreError> {
     let name = worker_name();
+    let providers = Model::ALL
+        .into_iter()
+        .map(|model| (model, adapters.for_model(model).provider()))
+        .collect();
     let shared = Arc::new(Shared {
         pool,
         adapters,
         config,
         context: WorkerContext::new(&name),
         inflight: inflight::InFlight::default(),
+        providers,
     });
     tracing::info!(worker = %name, concurrency = shared.config.concurrency, "worker starting");
 

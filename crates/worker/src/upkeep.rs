@@ -12,6 +12,10 @@ use crate::Shared;
 /// How often overdue runs are swept and old idempotency keys pruned.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long finished jobs stay in the queue's table, for inspection; the
+/// executions table is the history.
+const FINISHED_JOB_RETENTION: Duration = Duration::from_hours(1);
+
 /// Beats every `config.heartbeat` until `stop`, on its own timer so a worker
 /// busy with slow provider calls still counts as alive. Each beat also
 /// re-enqueues the jobs of workers silent past the orphan timeout, and
@@ -59,8 +63,9 @@ async fn beat(shared: &Shared, config: &apalis_postgres::Config) {
     }
 }
 
-/// Every [`SWEEP_INTERVAL`]: fails runs still running past the hard deadline
-/// and forgets idempotency keys past their 24 hours. Harmless when several
+/// Every [`SWEEP_INTERVAL`]: fails runs still running past the hard deadline,
+/// forgets idempotency keys past their 24 hours and deletes old finished
+/// jobs. Harmless when several
 /// workers sweep at once: each write is guarded.
 pub async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
     let mut interval = tokio::time::interval(SWEEP_INTERVAL);
@@ -81,6 +86,10 @@ pub async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
         }
         if let Err(error) = store::executions::prune_idempotency_keys(&shared.pool).await {
             tracing::warn!(%error, "pruning idempotency keys failed");
+        }
+        if let Err(error) = store::queue::prune_finished(&shared.pool, FINISHED_JOB_RETENTION).await
+        {
+            tracing::warn!(%error, "pruning finished jobs failed");
         }
     }
 }
