@@ -354,12 +354,12 @@ async fn redis_address() -> String {
 async fn two_api_replicas_admit_exactly_the_limit_between_them() {
     let app = app().await;
     let key = tenant_with(&app, limit(20, 60), limit(6000, 60)).await;
-    let redis = testkit::services::redis_url().await.to_owned();
-    let replicas = [start_api(&app, &redis, 0), start_api(&app, &redis, 1)];
+    let redis = [("REDIS_URL", testkit::services::redis_url().await.to_owned())];
+    let replicas = [
+        Process::api("api-0", &app.db.url, &redis).await,
+        Process::api("api-1", &app.db.url, &redis).await,
+    ];
     let ports: Vec<u16> = replicas.iter().map(|(port, _)| *port).collect();
-    for port in &ports {
-        wait_until_healthy(*port).await;
-    }
 
     let client = reqwest::Client::new();
     let submissions = (0..200).map(|index| {
@@ -384,38 +384,4 @@ async fn two_api_replicas_admit_exactly_the_limit_between_them() {
     );
     drop(replicas);
     app.stop().await;
-}
-
-/// An API replica as a child process on a free port of its own.
-fn start_api(app: &TestApp, redis_url: &str, index: usize) -> (u16, Process) {
-    let port = free_port();
-    let env = [
-        ("DATABASE_URL", app.db.url.clone()),
-        ("DATABASE_MAX_CONNECTIONS", "8".to_owned()),
-        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
-        ("REDIS_URL", redis_url.to_owned()),
-    ];
-    (
-        port,
-        Process::start(&format!("api-{index}"), &["api"], &env),
-    )
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
-async fn wait_until_healthy(port: u16) {
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    for _ in 0..200 {
-        if reqwest::get(&url)
-            .await
-            .is_ok_and(|reply| reply.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the API on port {port} did not become healthy");
 }

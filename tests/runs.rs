@@ -745,3 +745,28 @@ async fn an_idempotency_key_is_forgotten_after_24_hours() {
     assert_eq!(yesterday_again.invalid_fields(), ["Idempotency-Key"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn query_parameters_on_run_cancel_and_models_which_take_none_are_a_422() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    app.create_agent(&key, "Ada", &[]).await;
+    let id = app.run(&key, "Ada", "count").await;
+
+    let run = app
+        .post(&key, "/agents/Ada/run?priority=high", &json!({"task": "t"}))
+        .await;
+    let cancel = app
+        .post(
+            &key,
+            &format!("/executions/{id}/cancel?force=1"),
+            &json!({}),
+        )
+        .await;
+    let models = app.get(&key, "/models?verbose=1").await;
+
+    assert_eq!(run.invalid_fields(), ["priority"]);
+    assert_eq!(cancel.invalid_fields(), ["force"]);
+    assert_eq!(models.invalid_fields(), ["verbose"]);
+    app.stop().await;
+}

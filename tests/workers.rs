@@ -618,3 +618,37 @@ async fn a_worker_whose_listening_session_ends_still_hears_of_new_runs() {
         .await;
     stop(app, [listening]).await;
 }
+
+#[tokio::test]
+async fn a_job_locked_to_a_live_worker_that_never_heard_of_it_is_handed_back_and_run() {
+    let (app, key) = platform().await;
+    // Worker A's one slot is taken by a slow run, so it fetches nothing more.
+    let busy = worker(
+        "a",
+        &app,
+        &[("WORKER_CONCURRENCY", "1".to_owned()), latency(30_000)],
+    );
+    wait_for_workers(&app, 1).await;
+    let slow = app.run(&key, "Ada", "slow").await;
+    app.wait_status(&key, &slow, "running", Duration::from_secs(10))
+        .await;
+    let id = app.run(&key, "Ada", "lost in the mail").await;
+
+    // As if A's fetch committed but its reply never reached A: the job is
+    // locked to a live worker that does not know of it.
+    let locked = sqlx::query(
+        "UPDATE apalis.jobs SET status = 'Queued', lock_at = now() - interval '5 minutes', \
+         lock_by = (SELECT id FROM apalis.workers LIMIT 1) WHERE status = 'Pending'",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("lock the job");
+    assert_eq!(locked.rows_affected(), 1, "the job was still pending");
+    let other = worker("b", &app, &[]);
+    let execution = app
+        .wait_status(&key, &id, "succeeded", Duration::from_secs(10))
+        .await;
+
+    assert_eq!(execution["attempts"], 1);
+    stop(app, [busy, other]).await;
+}

@@ -39,8 +39,11 @@ async fn main() {
     let pool = db.pool(4);
     let key = lifted_tenant(&pool).await;
     let redis = testkit::services::redis_url().await.to_owned();
-    let (port, api) = start_api(&db.url, &redis);
-    wait_until_healthy(port).await;
+    let env = [
+        ("DATABASE_MAX_CONNECTIONS", "16".to_owned()),
+        ("REDIS_URL", redis),
+    ];
+    let (port, api) = Process::api("api", &db.url, &env).await;
     let bench = Bench {
         pool: pool.clone(),
         client: reqwest::Client::new(),
@@ -233,17 +236,6 @@ async fn lifted_tenant(pool: &PgPool) -> String {
         .to_owned()
 }
 
-fn start_api(database_url: &str, redis_url: &str) -> (u16, Process) {
-    let port = free_port();
-    let env = [
-        ("DATABASE_URL", database_url.to_owned()),
-        ("DATABASE_MAX_CONNECTIONS", "16".to_owned()),
-        ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
-        ("REDIS_URL", redis_url.to_owned()),
-    ];
-    (port, Process::start("api", &["api"], &env))
-}
-
 fn start_worker(database_url: &str, index: usize) -> Process {
     let env = [
         ("DATABASE_URL", database_url.to_owned()),
@@ -253,25 +245,6 @@ fn start_worker(database_url: &str, index: usize) -> Process {
         ("SIMULATED_LATENCY_MS", "0".to_owned()),
     ];
     Process::start(&format!("worker-{index}"), &["worker"], &env)
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address").port()
-}
-
-async fn wait_until_healthy(port: u16) {
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    for _ in 0..400 {
-        if reqwest::get(&url)
-            .await
-            .is_ok_and(|reply| reply.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the API did not become healthy");
 }
 
 #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.

@@ -139,3 +139,42 @@ pub fn admin(database_url: &str, args: &[&str]) -> String {
     assert_eq!(output.code, Some(0), "agent-platform {args:?}: {output:?}");
     output.stdout
 }
+
+impl Process {
+    /// An API replica on `database_url`, on a free port of its own; waits
+    /// until it answers and returns its port with it.
+    pub async fn api(name: &str, database_url: &str, extra: &[(&str, String)]) -> (u16, Self) {
+        let port = free_port();
+        let mut env = vec![
+            ("DATABASE_URL", database_url.to_owned()),
+            ("DATABASE_MAX_CONNECTIONS", "8".to_owned()),
+            ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+        ];
+        env.extend(extra.iter().map(|(key, value)| (*key, value.clone())));
+        let process = Self::start(name, &["api"], &env);
+        wait_until_healthy(port).await;
+        (port, process)
+    }
+}
+
+/// A port nothing listens on now (a moment's race with other processes is
+/// accepted: nothing else here binds fixed ports).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
+}
+
+/// Waits until `/healthz` on `port` answers 200.
+pub async fn wait_until_healthy(port: u16) {
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    for _ in 0..400 {
+        if reqwest::get(&url)
+            .await
+            .is_ok_and(|reply| reply.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing healthy on port {port} after 20 s");
+}

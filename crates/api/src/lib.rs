@@ -122,6 +122,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Installed before the first request, so that one is counted too.
+    observe::install_metrics();
     let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
     axum::serve(
         listener,

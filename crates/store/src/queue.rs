@@ -186,6 +186,33 @@ pub async fn release(
     Ok(queries::reenqueue_abandoned(&mut *conn, RunJob::QUEUE, worker.name(), &ids).await?)
 }
 
+/// Hands back jobs the queue's table says this worker holds but the worker
+/// does not know of (`held` are the ones it knows), locked for longer than
+/// `age`. This happens when a fetch committed but its reply was lost: no
+/// heartbeat lapses, so nothing else would ever take those jobs back.
+pub async fn release_strays(
+    pool: &PgPool,
+    worker: &WorkerContext,
+    held: &[String],
+    age: Duration,
+) -> Result<u64, StoreError> {
+    let seconds = i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+    let strays: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM apalis.jobs WHERE lock_by = $1 AND status IN ('Queued', 'Running') \
+         AND lock_at < now() - $2 * interval '1 second' AND NOT (id = ANY($3))",
+    )
+    .bind(worker.name())
+    .bind(seconds)
+    .bind(held)
+    .fetch_all(pool)
+    .await?;
+    if strays.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = pool.acquire().await?;
+    Ok(queries::reenqueue_abandoned(&mut *conn, RunJob::QUEUE, worker.name(), &strays).await?)
+}
+
 /// Deletes finished jobs older than `age`: the executions table keeps the
 /// history; a done job only needs to outlive any redelivery of it.
 pub async fn prune_finished(pool: &PgPool, age: Duration) -> Result<u64, StoreError> {

@@ -76,6 +76,11 @@ impl InFlight {
         }
     }
 
+    /// The ids of the jobs held.
+    pub fn task_ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     /// How many jobs are held.
     pub fn len(&self) -> usize {
         self.lock().len()

@@ -12,6 +12,11 @@ use crate::Shared;
 /// How often overdue runs are swept and old idempotency keys pruned.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long a job may be locked to this worker without the worker knowing
+/// of it before it is handed back: well past the instant between a fetch
+/// and the job's start.
+const STRAY_AFTER: Duration = Duration::from_mins(1);
+
 /// How long finished jobs stay in the queue's table, for inspection; the
 /// executions table is the history.
 const FINISHED_JOB_RETENTION: Duration = Duration::from_hours(1);
@@ -33,6 +38,16 @@ pub async fn heartbeat(shared: Arc<Shared>, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         beat(&shared, &config).await;
+        let held = shared.inflight.task_ids();
+        match store::queue::release_strays(&shared.pool, &shared.context, &held, STRAY_AFTER).await
+        {
+            Ok(0) => {}
+            Ok(released) => tracing::warn!(
+                released,
+                "handed back jobs this worker held without knowing"
+            ),
+            Err(error) => tracing::debug!(%error, "cannot look for stray jobs"),
+        }
         #[allow(clippy::cast_precision_loss)] // Gauges are f64; counts stay far below 2^52.
         metrics::gauge!("agent_platform_jobs_in_flight").set(shared.inflight.len() as f64);
         match store::queue::depth(&shared.pool).await {

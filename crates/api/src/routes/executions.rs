@@ -1,7 +1,7 @@
 //! `/executions`: the history of runs, and cancelling one.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json as JsonReply};
 use domain::{Execution, ExecutionStatus, Paged, Tenant};
@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::page;
 use crate::AppState;
 use crate::error::{ApiError, ProblemBody};
-use crate::extract::{PathId, Query};
+use crate::extract::{PathId, Query, no_query};
 
 /// Filters and paging for `GET /executions`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -113,7 +113,9 @@ pub async fn cancel(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     PathId(id): PathId,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    no_query(&uri)?;
     let id_value = id.ok_or_else(|| not_found(None))?;
     match store::executions::cancel(&state.pool, tenant.id, id_value).await? {
         Cancellation::Cancelled(execution) => {

@@ -2,11 +2,14 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::Uri;
 use domain::{Model, ModelMode, Provider};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::no_query;
 
 /// Whether each model runs live, as this process's provider keys say.
 /// Workers decide for real: give both processes the same keys.
@@ -56,7 +59,8 @@ pub struct ModelList {
 /// List the models a run may ask for.
 #[utoipa::path(get, path = "/models", tag = "runs",
     responses((status = 200, description = "The supported models", body = ModelList)))]
-pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
+pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<ModelList>, ApiError> {
+    no_query(&uri)?;
     let items = Model::ALL
         .into_iter()
         .map(|model| ModelInfo {
@@ -65,5 +69,5 @@ pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
             mode: state.catalog.mode(model),
         })
         .collect();
-    Json(ModelList { items })
+    Ok(Json(ModelList { items }))
 }

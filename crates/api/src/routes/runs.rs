@@ -7,7 +7,7 @@
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use domain::{Agent, Execution, Model, Prompt, Task, Tenant, ToolSpec};
 use serde::Deserialize;
@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::agents::not_found;
 use crate::AppState;
 use crate::error::{ApiError, ProblemBody};
-use crate::extract::{Json, PathRef, present};
+use crate::extract::{Json, PathRef, no_query, present};
 use crate::limits::RunQuota;
 
 /// The longest `Idempotency-Key` accepted.
@@ -57,8 +57,10 @@ pub async fn run(
     Extension(quota): Extension<RunQuota>,
     PathRef(reference): PathRef,
     headers: HeaderMap,
+    uri: Uri,
     Json(body): Json<RunRequest>,
 ) -> Result<Response, ApiError> {
+    no_query(&uri)?;
     let key = idempotency_key(&headers)?;
     let model = body.model.unwrap_or_default();
     let agent = store::agents::get(&state.pool, tenant.id, &reference)
