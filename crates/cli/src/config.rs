@@ -190,10 +190,6 @@ pub struct DevArgs {
 /// How a worker runs.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerSettings {
-    /// Address of the worker's /healthz, /readyz and /metrics (containers use 0.0.0.0:9000).
-    #[arg(long, env = "WORKER_LISTEN_ADDR", default_value = "127.0.0.1:9000")]
-    pub worker_listen_addr: SocketAddr,
-
     /// Runs executed at once by one worker.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -259,6 +255,10 @@ impl WorkerSettings {
 /// `agent-platform worker`.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
+    /// Address of the worker's /healthz, /readyz and /metrics (containers use 0.0.0.0:9000).
+    #[arg(long, env = "WORKER_LISTEN_ADDR", default_value = "127.0.0.1:9000")]
+    pub worker_listen_addr: SocketAddr,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]

@@ -33,12 +33,12 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         store::migrate(&pool).await.context("migrations failed")?;
     }
     let adapters = adapters(&args.providers)?;
-    let listener = TcpListener::bind(args.worker.worker_listen_addr)
+    let listener = TcpListener::bind(args.worker_listen_addr)
         .await
         .with_context(|| {
             format!(
                 "cannot listen on WORKER_LISTEN_ADDR {}",
-                args.worker.worker_listen_addr
+                args.worker_listen_addr
             )
         })?;
     let health = Some((listener, api::observe::install_metrics()));
