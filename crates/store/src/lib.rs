@@ -6,6 +6,7 @@
 //! and the schema's composite foreign keys back that up.
 
 pub mod agents;
+pub mod attempts;
 pub mod error;
 pub mod executions;
 pub mod keys;

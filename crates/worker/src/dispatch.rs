@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use store::StoreError;
-use store::executions::ClaimedRun;
+use store::attempts::ClaimedRun;
 use store::queue::Delivery;
 use uuid::Uuid;
 
@@ -170,7 +170,7 @@ async fn take(
         .map(|delivery| delivery.job.execution_id)
         .collect();
     let mut claims =
-        store::executions::claim(&mut tx, &ids, shared.config.max_attempts, &shared.providers)
+        store::attempts::claim(&mut tx, &ids, shared.config.max_attempts, &shared.providers)
             .await?;
     tx.commit().await?;
 

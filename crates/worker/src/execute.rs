@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use domain::{ErrorCode, ExecutionError};
 use models::{ModelCall, ProviderError};
-use store::executions::{ClaimedRun, Outcome};
+use store::attempts::{ClaimedRun, Outcome};
 use store::queue::Delivery;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

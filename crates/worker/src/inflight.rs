@@ -101,7 +101,7 @@ pub async fn watch_cancellations(shared: Arc<Shared>, stop: CancellationToken) {
         if running.is_empty() {
             continue;
         }
-        match store::executions::not_running(&shared.pool, &running).await {
+        match store::attempts::not_running(&shared.pool, &running).await {
             Ok(ended) if !ended.is_empty() => shared.inflight.stop(&ended),
             Ok(_) => {}
             Err(error) => tracing::debug!(%error, "cancellation check failed; trying again"),

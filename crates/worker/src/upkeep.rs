@@ -90,7 +90,7 @@ pub async fn sweep(shared: Arc<Shared>, stop: CancellationToken) {
             _ = interval.tick() => {}
             () = stop.cancelled() => return,
         }
-        match store::executions::sweep_overdue(&shared.pool, shared.config.run_deadline).await {
+        match store::attempts::sweep_overdue(&shared.pool, shared.config.run_deadline).await {
             Ok(overdue) if !overdue.is_empty() => {
                 tracing::warn!(count = overdue.len(), ids = ?overdue, "failed runs past their deadline");
                 metrics::counter!("agent_platform_runs_overdue_total")

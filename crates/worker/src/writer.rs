@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
 use store::StoreError;
-use store::executions::{ClaimedRun, Outcome};
+use store::attempts::{ClaimedRun, Outcome};
 use store::queue::Delivery;
 use tokio::sync::{mpsc, oneshot};
 
@@ -117,14 +117,14 @@ async fn write_batch(shared: &Shared, batch: &[Write]) -> Result<Vec<bool>, Stor
             _ => None,
         })
         .collect();
-    let finished = store::executions::finish(&mut tx, &outcomes).await?;
+    let finished = store::attempts::finish(&mut tx, &outcomes).await?;
 
     let mut written = Vec::with_capacity(batch.len());
     for write in batch {
         written.push(match (&write.run, &write.next) {
             (Some(run), Next::Finish(_)) => finished.contains(&run.id),
             (Some(run), Next::RetryAt(at)) => {
-                store::executions::schedule_retry(&mut tx, run, *at).await?
+                store::attempts::schedule_retry(&mut tx, run, *at).await?
             }
             _ => false,
         });

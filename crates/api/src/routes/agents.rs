@@ -85,6 +85,13 @@ fn name_taken(name: &str) -> impl FnOnce() -> String + '_ {
     move || format!("An agent named {name:?} already exists; choose another name.")
 }
 
+/// The id of the tenant's agent called `name`, or a 404.
+pub async fn id_named(pool: &store::PgPool, tenant: Uuid, name: String) -> Result<Uuid, ApiError> {
+    let reference = Ref::Name(name);
+    let id = store::agents::resolve(pool, tenant, &reference).await?;
+    id.ok_or_else(|| not_found(&reference))
+}
+
 /// The 404 for a `{ref}` naming no agent of the tenant.
 pub fn not_found(reference: &Ref) -> ApiError {
     ApiError::NotFound(format!(
@@ -199,17 +206,8 @@ pub async fn list(
 ) -> Result<JsonReply<Paged<Agent>>, ApiError> {
     let page = page(query.page, query.page_size)?;
     let tool_id = match query.tool_name {
+        Some(name) => Some(super::tools::id_named(&state.pool, tenant.id, name).await?),
         None => None,
-        Some(name) => {
-            let reference = Ref::Name(name);
-            let id = store::tools::resolve(&state.pool, tenant.id, &reference).await?;
-            Some(id.ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "No tool with {} exists in your tenant.",
-                    describe(&reference)
-                ))
-            })?)
-        }
     };
     let filter = AgentFilter {
         name: query.name,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use store::Constraint;
 use store::tools::{Deletion, NewTool, ToolChanges, ToolFilter};
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use super::{conflict_on, created, describe, page};
 use crate::AppState;
@@ -69,6 +70,13 @@ fn name_taken(name: &str) -> impl FnOnce() -> String + '_ {
     move || format!("A tool named {name:?} already exists; choose another name.")
 }
 
+/// The id of the tenant's tool called `name`, or a 404.
+pub async fn id_named(pool: &store::PgPool, tenant: Uuid, name: String) -> Result<Uuid, ApiError> {
+    let reference = Ref::Name(name);
+    let id = store::tools::resolve(pool, tenant, &reference).await?;
+    id.ok_or_else(|| not_found(&reference))
+}
+
 fn not_found(reference: &Ref) -> ApiError {
     ApiError::NotFound(format!(
         "No tool with {} exists in your tenant.",
@@ -116,17 +124,8 @@ pub async fn list(
 ) -> Result<JsonReply<Paged<Tool>>, ApiError> {
     let page = page(query.page, query.page_size)?;
     let agent_id = match query.agent_name {
+        Some(name) => Some(super::agents::id_named(&state.pool, tenant.id, name).await?),
         None => None,
-        Some(name) => {
-            let reference = Ref::Name(name);
-            let id = store::agents::resolve(&state.pool, tenant.id, &reference).await?;
-            Some(id.ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "No agent with {} exists in your tenant.",
-                    describe(&reference)
-                ))
-            })?)
-        }
     };
     let filter = ToolFilter {
         name: query.name,

@@ -1,0 +1,313 @@
+//! The worker's side of executions: claiming runs for an attempt, writing
+//! attempts' outcomes, scheduling retries, and noticing runs that stopped.
+//!
+//! Every write here is guarded by the status and the attempt it claimed
+//! (`WHERE status = 'running' AND attempts = $n`), so a late or duplicate
+//! attempt changes nothing. The state machine itself is written down in the
+//! worker crate's documentation.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use domain::{ErrorCode, ExecutionError, Model, Prompt, Provider, RunJob, ToolCall, Usage};
+use sqlx::{PgConnection, PgPool, types::Json};
+use uuid::Uuid;
+
+use crate::executions::corrupt;
+use crate::{StoreError, queue};
+
+/// A run a worker claimed for one attempt: everything it needs, no joins.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    /// The execution's id.
+    pub id: Uuid,
+    /// Its tenant.
+    pub tenant: Uuid,
+    /// The agent's name at submission.
+    pub agent_name: String,
+    /// The model to call.
+    pub model: Model,
+    /// What to send.
+    pub prompt: Prompt,
+    /// The attempt this claim began (1 for the first).
+    pub attempt: u32,
+    /// The submitting request's id.
+    pub request_id: Option<String>,
+}
+
+/// What claiming a batch of runs found.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    /// Runs whose next attempt began: run them.
+    pub runs: Vec<ClaimedRun>,
+    /// Runs whose last allowed attempt had begun on a worker that is gone:
+    /// now failed.
+    pub exhausted: Vec<Uuid>,
+}
+
+/// How an attempt ended, for the terminal write.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The model replied.
+    Succeeded {
+        /// Its text.
+        output: String,
+        /// Calls it asked for.
+        tool_calls: Vec<ToolCall>,
+        /// Tokens used.
+        usage: Usage,
+    },
+    /// The run gave up.
+    Failed(ExecutionError),
+}
+
+/// Begins the next attempt of each of `ids` still to run with attempts
+/// left, in one statement. `providers` says which adapter serves each model
+/// on this worker, recorded as the run's provider. Of the others, those
+/// whose last attempt had begun (its worker gone) are failed; the rest
+/// (finished, cancelled, unknown) need nothing.
+pub async fn claim(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    max_attempts: u32,
+    providers: &[(Model, Provider)],
+) -> Result<Claims, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Claimed {
+        id: Uuid,
+        tenant_id: Uuid,
+        agent_name: String,
+        model: String,
+        request: Json<Prompt>,
+        attempts: i32,
+        request_id: Option<String>,
+    }
+
+    let providers: HashMap<&str, &str> = providers
+        .iter()
+        .map(|(model, provider)| (model.as_str(), provider.as_str()))
+        .collect();
+    let claimed: Vec<Claimed> = sqlx::query_as(
+        "UPDATE executions SET status = 'running', attempts = attempts + 1, \
+         provider = $3::jsonb ->> model, started_at = coalesce(started_at, now()) \
+         WHERE id = ANY($1) AND status IN ('queued', 'running') AND attempts < $2 \
+         RETURNING id, tenant_id, agent_name, model, request, attempts, request_id",
+    )
+    .bind(ids)
+    .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+    .bind(Json(providers))
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let runs = claimed
+        .into_iter()
+        .map(|row| {
+            Ok(ClaimedRun {
+                id: row.id,
+                tenant: row.tenant_id,
+                agent_name: row.agent_name,
+                model: row.model.parse().map_err(corrupt)?,
+                prompt: row.request.0,
+                attempt: row.attempts.unsigned_abs(),
+                request_id: row.request_id,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let unclaimed: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| !runs.iter().any(|run| run.id == *id))
+        .collect();
+    let exhausted = exhaust(conn, &unclaimed, max_attempts).await?;
+    Ok(Claims { runs, exhausted })
+}
+
+/// Fails runs whose last attempt began on a worker that is gone.
+async fn exhaust(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    max_attempts: u32,
+) -> Result<Vec<Uuid>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "UPDATE executions SET status = 'failed', error_code = 'internal', \
+         error_message = 'The worker running the last attempt stopped before it finished.', \
+         finished_at = now() WHERE id = ANY($1) AND status = 'running' AND attempts >= $2 \
+         RETURNING id",
+    )
+    .bind(ids)
+    .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Writes the terminal results of attempts, on the caller's transaction,
+/// in one statement per kind of outcome. Returns the ids written; a run
+/// left out had moved on meanwhile (cancelled, or claimed again by a later
+/// attempt) and is unchanged.
+pub async fn finish(
+    conn: &mut PgConnection,
+    results: &[(&ClaimedRun, &Outcome)],
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut succeeded = Succeeded::default();
+    let mut failed = Failed::default();
+    for (run, outcome) in results {
+        let attempt = i32::try_from(run.attempt).unwrap_or(i32::MAX);
+        match outcome {
+            Outcome::Succeeded {
+                output,
+                tool_calls,
+                usage,
+            } => {
+                succeeded.ids.push(run.id);
+                succeeded.attempts.push(attempt);
+                succeeded.outputs.push(output.clone());
+                succeeded
+                    .tool_calls
+                    .push(serde_json::to_value(tool_calls).unwrap_or_default());
+                succeeded
+                    .input_tokens
+                    .push(i32::try_from(usage.input_tokens).unwrap_or(i32::MAX));
+                succeeded
+                    .output_tokens
+                    .push(i32::try_from(usage.output_tokens).unwrap_or(i32::MAX));
+            }
+            Outcome::Failed(error) => {
+                failed.ids.push(run.id);
+                failed.attempts.push(attempt);
+                failed.codes.push(error.code.as_str());
+                failed.messages.push(error.message.clone());
+            }
+        }
+    }
+
+    let mut written = Vec::with_capacity(results.len());
+    if !succeeded.ids.is_empty() {
+        written.extend(succeeded.write(&mut *conn).await?);
+    }
+    if !failed.ids.is_empty() {
+        written.extend(failed.write(&mut *conn).await?);
+    }
+    Ok(written)
+}
+
+/// Columns of successful results, bound as arrays.
+#[derive(Default)]
+struct Succeeded {
+    ids: Vec<Uuid>,
+    attempts: Vec<i32>,
+    outputs: Vec<String>,
+    tool_calls: Vec<serde_json::Value>,
+    input_tokens: Vec<i32>,
+    output_tokens: Vec<i32>,
+}
+
+impl Succeeded {
+    async fn write(self, conn: &mut PgConnection) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE executions AS e SET status = 'succeeded', output = r.output, \
+             tool_calls = r.tool_calls, input_tokens = r.input_tokens, \
+             output_tokens = r.output_tokens, finished_at = now() \
+             FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::int[], $6::int[]) \
+             AS r(id, attempt, output, tool_calls, input_tokens, output_tokens) \
+             WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt RETURNING e.id",
+        )
+        .bind(self.ids)
+        .bind(self.attempts)
+        .bind(self.outputs)
+        .bind(self.tool_calls)
+        .bind(self.input_tokens)
+        .bind(self.output_tokens)
+        .fetch_all(conn)
+        .await?)
+    }
+}
+
+/// Columns of failures, bound as arrays.
+#[derive(Default)]
+struct Failed {
+    ids: Vec<Uuid>,
+    attempts: Vec<i32>,
+    codes: Vec<&'static str>,
+    messages: Vec<String>,
+}
+
+impl Failed {
+    async fn write(self, conn: &mut PgConnection) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE executions AS e SET status = 'failed', error_code = r.code, \
+             error_message = r.message, finished_at = now() \
+             FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[]) \
+             AS r(id, attempt, code, message) \
+             WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt RETURNING e.id",
+        )
+        .bind(self.ids)
+        .bind(self.attempts)
+        .bind(self.codes)
+        .bind(self.messages)
+        .fetch_all(conn)
+        .await?)
+    }
+}
+
+/// Queues the next attempt of a run for `at`, on the caller's transaction,
+/// if this attempt still owns the run. The wait survives a restart because
+/// it is a job with a later `run_at`, not a timer in a process.
+pub async fn schedule_retry(
+    conn: &mut PgConnection,
+    run: &ClaimedRun,
+    at: SystemTime,
+) -> Result<bool, StoreError> {
+    let owned: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM executions WHERE id = $1 AND status = 'running' AND attempts = $2 \
+         FOR UPDATE",
+    )
+    .bind(run.id)
+    .bind(i32::try_from(run.attempt).unwrap_or(i32::MAX))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if owned.is_none() {
+        return Ok(false);
+    }
+    queue::push_at(
+        conn,
+        RunJob {
+            execution_id: run.id,
+        },
+        at,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Of `ids`, those no longer running: a worker stops their attempts.
+pub async fn not_running(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM executions WHERE id = ANY($1) AND status <> 'running'")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Fails runs still running `deadline` after their first attempt began, so
+/// nothing stays running forever. Returns their ids.
+pub async fn sweep_overdue(
+    pool: &PgPool,
+    deadline: std::time::Duration,
+) -> Result<Vec<Uuid>, StoreError> {
+    let seconds = i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX);
+    let message = format!("The run passed its deadline of {seconds} seconds and was stopped.");
+    Ok(sqlx::query_scalar(
+        "UPDATE executions SET status = 'failed', error_code = $2, error_message = $3, \
+         finished_at = now() WHERE status = 'running' \
+         AND started_at < now() - $1 * interval '1 second' RETURNING id",
+    )
+    .bind(seconds)
+    .bind(ErrorCode::Timeout.as_str())
+    .bind(message)
+    .fetch_all(pool)
+    .await?)
+}
