@@ -23,13 +23,21 @@
 //! # The life of a job
 //!
 //! Jobs are apalis jobs (`apalis.jobs`, queue [`domain::RunJob::QUEUE`]).
-//! The dispatcher takes as many as it has free slots (`FOR UPDATE SKIP
-//! LOCKED`), woken by the insert trigger's NOTIFY and, as a backstop, an
-//! interval poll (NOTIFY does not fire for retries, which are jobs with a
-//! later `run_at`, nor for jobs re-enqueued from a dead worker). A job is
-//! marked done in the same transaction that writes its execution's outcome.
-//! A worker that stops heart-beating has its jobs re-enqueued by any live
-//! worker after `heartbeat × missed heartbeats`.
+//!
+//! | job status | becomes | made by | when |
+//! |---|---|---|---|
+//! | `Pending` | `Queued` | dispatcher | fetched (`FOR UPDATE SKIP LOCKED`), in the transaction that claims its run |
+//! | `Queued` | `Done` | writer | in the transaction that writes its run's outcome (or notes there was nothing to run) |
+//! | `Queued` | `Pending` | another worker's heartbeat | its worker stopped heart-beating for `heartbeat × missed heartbeats` |
+//! | `Queued` | `Pending` | its own worker | shutdown's grace period ran out, or it holds the job without knowing (a fetch whose reply was lost) |
+//! | `Done` | deleted | sweeper | an hour later |
+//!
+//! A retry is a new `Pending` job with a later `run_at`. The dispatcher is
+//! woken by the insert trigger's NOTIFY and, as a backstop, an interval
+//! poll (NOTIFY does not fire for retries nor for re-enqueued jobs). It
+//! takes no more jobs than it has free slots, and under load it pauses a
+//! moment between fetches so that each fetch, claim and write serves many
+//! runs at once; results are group-committed by one writer task.
 //!
 //! This crate drives apalis-postgres's queries with its own small loop
 //! rather than apalis's generic worker runtime, for three reasons that
