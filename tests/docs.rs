@@ -176,3 +176,25 @@ async fn redoc_is_served_without_a_key_with_its_script() {
     assert!(script.text.len() > 10_000);
     app.stop().await;
 }
+
+/// The committed OpenAPI document. A change to the contract shows as a diff
+/// of this file: regenerate it with `UPDATE_SNAPSHOTS=1` and review it.
+const OPENAPI_SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");
+
+#[tokio::test]
+async fn the_openapi_document_matches_its_committed_snapshot() {
+    let app = TestApp::start().await;
+
+    let reply = app.call(Method::GET, "/openapi.json").send().await;
+
+    let served = serde_json::to_string_pretty(&reply.expect(200).body).expect("render") + "\n";
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(OPENAPI_SNAPSHOT, &served).expect("write the snapshot");
+    }
+    let committed = std::fs::read_to_string(OPENAPI_SNAPSHOT).expect("read the snapshot");
+    assert!(
+        served == committed,
+        "the OpenAPI document changed; review the change, then run with UPDATE_SNAPSHOTS=1"
+    );
+    app.stop().await;
+}

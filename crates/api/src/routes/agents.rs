@@ -162,8 +162,8 @@ fn unknown_tools(tool_ids: &[Uuid]) -> impl FnOnce(StoreError) -> ApiError + '_ 
 #[utoipa::path(post, path = "/agents", tag = "agents", request_body = CreateAgent,
     responses(
         (status = 201, description = "Created", body = Agent, headers(("Location" = String))),
-        (status = 409, description = "The name is taken", body = ProblemBody),
-        (status = 422, description = "Invalid body, or ids that are not your tools", body = ProblemBody),
+        (status = 409, description = "The name is taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, or ids that are not your tools", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -196,8 +196,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/agents", tag = "agents", params(ListAgents),
     responses(
         (status = 200, description = "A page of agents", body = Paged<Agent>),
-        (status = 404, description = "`tool_name` names no tool", body = ProblemBody),
-        (status = 422, description = "Invalid query", body = ProblemBody),
+        (status = 404, description = "`tool_name` names no tool", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -223,7 +223,7 @@ pub async fn list(
     params(("ref" = String, Path, description = "The agent's id or name")),
     responses(
         (status = 200, description = "The agent", body = Agent),
-        (status = 404, description = "No such agent", body = ProblemBody),
+        (status = 404, description = "No such agent", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     State(state): State<AppState>,
@@ -241,9 +241,9 @@ pub async fn get(
     params(("ref" = String, Path, description = "The agent's id or name")),
     responses(
         (status = 200, description = "The agent as it is now", body = Agent),
-        (status = 404, description = "No such agent", body = ProblemBody),
-        (status = 409, description = "The new name is taken", body = ProblemBody),
-        (status = 422, description = "Invalid body, or ids that are not your tools", body = ProblemBody),
+        (status = 404, description = "No such agent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The new name is taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body, or ids that are not your tools", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -284,7 +284,7 @@ pub async fn update(
     params(("ref" = String, Path, description = "The agent's id or name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such agent", body = ProblemBody),
+        (status = 404, description = "No such agent", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
     State(state): State<AppState>,

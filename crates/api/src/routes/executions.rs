@@ -53,7 +53,7 @@ fn not_found(id: Option<Uuid>) -> ApiError {
 #[utoipa::path(get, path = "/executions", tag = "runs", params(ListExecutions),
     responses(
         (status = 200, description = "A page of executions", body = Paged<Execution>),
-        (status = 422, description = "Invalid query", body = ProblemBody),
+        (status = 422, description = "Invalid query", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -81,8 +81,8 @@ pub async fn list(
     params(("id" = Uuid, Path, description = "The execution's id"), GetExecution),
     responses(
         (status = 200, description = "The execution", body = Execution),
-        (status = 404, description = "No such execution", body = ProblemBody),
-        (status = 422, description = "Invalid query", body = ProblemBody),
+        (status = 404, description = "No such execution", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     State(state): State<AppState>,
@@ -106,8 +106,8 @@ pub async fn get(
     params(("id" = Uuid, Path, description = "The execution's id")),
     responses(
         (status = 202, description = "Cancelled", body = Execution),
-        (status = 404, description = "No such execution", body = ProblemBody),
-        (status = 409, description = "Already finished", body = ProblemBody),
+        (status = 404, description = "No such execution", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Already finished", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn cancel(
     State(state): State<AppState>,

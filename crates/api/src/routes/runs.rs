@@ -47,9 +47,9 @@ pub struct RunRequest {
     responses(
         (status = 202, description = "Accepted and queued (or replayed)", body = Execution,
             headers(("Location" = String), ("Idempotent-Replayed" = Option<String>))),
-        (status = 404, description = "No such agent", body = ProblemBody),
-        (status = 422, description = "Invalid body or key reused for another request", body = ProblemBody),
-        (status = 429, description = "Run limit reached", body = ProblemBody),
+        (status = 404, description = "No such agent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body or key reused for another request", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Run limit reached", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn run(
     State(state): State<AppState>,

@@ -88,8 +88,8 @@ fn not_found(reference: &Ref) -> ApiError {
 #[utoipa::path(post, path = "/tools", tag = "tools", request_body = CreateTool,
     responses(
         (status = 201, description = "Created", body = Tool, headers(("Location" = String))),
-        (status = 409, description = "The name is taken", body = ProblemBody),
-        (status = 422, description = "Invalid body", body = ProblemBody),
+        (status = 409, description = "The name is taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -114,8 +114,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/tools", tag = "tools", params(ListTools),
     responses(
         (status = 200, description = "A page of tools", body = Paged<Tool>),
-        (status = 404, description = "`agent_name` names no agent", body = ProblemBody),
-        (status = 422, description = "Invalid query", body = ProblemBody),
+        (status = 404, description = "`agent_name` names no agent", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid query", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -141,7 +141,7 @@ pub async fn list(
     params(("ref" = String, Path, description = "The tool's id or name")),
     responses(
         (status = 200, description = "The tool", body = Tool),
-        (status = 404, description = "No such tool", body = ProblemBody),
+        (status = 404, description = "No such tool", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     State(state): State<AppState>,
@@ -159,9 +159,9 @@ pub async fn get(
     params(("ref" = String, Path, description = "The tool's id or name")),
     responses(
         (status = 200, description = "The tool as it is now", body = Tool),
-        (status = 404, description = "No such tool", body = ProblemBody),
-        (status = 409, description = "The new name is taken", body = ProblemBody),
-        (status = 422, description = "Invalid body", body = ProblemBody),
+        (status = 404, description = "No such tool", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "The new name is taken", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid body", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -192,8 +192,8 @@ pub async fn update(
     params(("ref" = String, Path, description = "The tool's id or name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such tool", body = ProblemBody),
-        (status = 409, description = "Agents still use it", body = ProblemBody),
+        (status = 404, description = "No such tool", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Agents still use it", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
