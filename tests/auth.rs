@@ -49,6 +49,24 @@ async fn an_unknown_key_is_a_401() {
 }
 
 #[tokio::test]
+async fn two_keys_are_a_401_asking_for_exactly_one() {
+    let app = TestApp::start().await;
+    let acme = app.tenant("acme").await;
+    let globex = app.tenant("globex").await;
+
+    let reply = app
+        .call(Method::GET, "/tools")
+        .key(&acme)
+        .key(&globex)
+        .send()
+        .await;
+
+    assert_unauthorized(&reply);
+    assert!(reply.detail(401).contains("exactly one"), "{}", reply.text);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn every_keyed_route_needs_a_key() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;

@@ -3,9 +3,11 @@
 
 mod support;
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::TestApp;
+use support::{Options, RawConnection, TestApp};
 
 /// A tool body that is valid in every way.
 fn tool() -> Value {
@@ -374,6 +376,68 @@ async fn a_body_over_1_mib_is_a_413() {
 }
 
 #[tokio::test]
+async fn a_body_declared_over_1_mib_is_a_413_before_it_is_sent() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    let request = format!(
+        "POST /tools HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{{\"name\""
+    );
+
+    let mut connection = RawConnection::open(app.addr, &request).await;
+    let reply = connection.reply(Duration::from_secs(5)).await;
+
+    let reply = reply.expect("a reply while the body is still owed");
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains("application/problem+json"), "{reply}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_declared_over_1_mib_is_still_a_401_without_a_key() {
+    let app = TestApp::start().await;
+    let request = "POST /tools HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 5000000\r\n\r\n{";
+
+    let mut connection = RawConnection::open(app.addr, request).await;
+    let reply = connection.reply(Duration::from_secs(5)).await;
+
+    let reply = reply.expect("a reply while the body is still owed");
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_a_408_problem_at_the_request_deadline() {
+    let app = TestApp::with(Options {
+        timeouts: api::Timeouts {
+            request: Duration::from_secs(1),
+            ..api::Timeouts::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let key = app.tenant("acme").await;
+    let request = format!(
+        "POST /tools HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\""
+    );
+
+    let mut connection = RawConnection::open(app.addr, &request).await;
+    let reply = connection.reply(Duration::from_secs(5)).await;
+
+    let reply = reply.expect("a reply at the deadline");
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("application/problem+json"), "{reply}");
+    let body: Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap_or_default())
+        .expect("a JSON body");
+    assert_eq!(body["status"], 408, "{reply}");
+    assert_eq!(body["title"], "Request Timeout", "{reply}");
+    assert_eq!(body["instance"], "/tools", "{reply}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_body_just_under_1_mib_is_read() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;
@@ -511,6 +575,32 @@ async fn a_413_comes_before_a_400() {
         .await;
 
     reply.problem(413);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_is_a_422_naming_it() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    app.create_agent(&key, "Researcher", &[]).await;
+
+    let reply = app
+        .call(Method::POST, "/agents/Researcher/run")
+        .key(&key)
+        .header("idempotency-key", "first")
+        .header("idempotency-key", "second")
+        .json(&json!({"task": "Summarise"}))
+        .send()
+        .await;
+
+    assert_eq!(reply.invalid_fields(), ["Idempotency-Key"]);
+    assert!(
+        reply.detail(422).contains("more than once"),
+        "{}",
+        reply.text
+    );
+    let runs = app.get(&key, "/executions").await;
+    assert_eq!(runs.expect(200).body["items"], json!([]));
     app.stop().await;
 }
 

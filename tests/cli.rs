@@ -3,8 +3,20 @@
 
 mod support;
 
+use std::process::Stdio;
+
 use support::TestApp;
 use support::process::{self, Output, admin};
+
+/// A database URL that parses but where nothing listens (port 1).
+const UNREACHABLE_DATABASE: &str = "postgres://postgres@127.0.0.1:1/postgres";
+
+/// Addresses no local socket can take: a server command that got past its
+/// configuration fails to listen and exits 1 rather than running on.
+const UNLISTENABLE: [(&str, &str); 2] = [
+    ("LISTEN_ADDR", "192.0.2.1:8000"),
+    ("WORKER_LISTEN_ADDR", "192.0.2.1:9000"),
+];
 
 /// The line `tenants list` prints for `name`.
 #[track_caller]
@@ -34,6 +46,37 @@ fn against(url: &str, args: &[&str]) -> Output {
         args,
         &[("DATABASE_URL", url), ("DATABASE_MAX_CONNECTIONS", "2")],
     )
+}
+
+/// Runs `command` (a server) with `setting` on top of an unreachable
+/// database and addresses it cannot listen on.
+fn configured(command: &str, setting: (&str, &str)) -> Output {
+    let mut env = vec![("DATABASE_URL", UNREACHABLE_DATABASE)];
+    env.extend(UNLISTENABLE);
+    env.push(setting);
+    process::run(&[command], &env)
+}
+
+/// Starts `agent-platform api` on `database_url` with `extra` settings,
+/// waits until it answers, then kills it; returns what it logged.
+async fn api_log(database_url: &str, extra: &[(&str, &str)]) -> String {
+    let port = process::free_port();
+    let mut command = tokio::process::Command::new(process::BINARY);
+    command
+        .arg("api")
+        .env("DATABASE_URL", database_url)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut api = command.spawn().expect("start the api");
+    process::wait_until_healthy(port).await;
+    api.start_kill().expect("kill the api");
+    let output = api.wait_with_output().await.expect("wait for the api");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Creates a key for `tenant` through the command line and returns it.
@@ -335,6 +378,22 @@ async fn an_invalid_flag_value_is_a_usage_error_with_status_2() {
 }
 
 #[tokio::test]
+async fn tenants_set_limits_without_a_limit_flag_is_a_usage_error_changing_nothing() {
+    let app = TestApp::start().await;
+    admin(&app.db.url, &["tenants", "create", "--name", "acme"]);
+
+    let output = against(&app.db.url, &["tenants", "set-limits", "--name", "acme"]);
+
+    assert_fails(&output, 2, "--run-limit");
+    let listed = tenant_line(&admin(&app.db.url, &["tenants", "list"]), "acme");
+    assert!(
+        listed.ends_with("runs=60/60s requests=6000/60s"),
+        "{listed}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_limit_too_large_to_store_is_a_usage_error() {
     let app = TestApp::start().await;
     admin(&app.db.url, &["tenants", "create", "--name", "acme"]);
@@ -397,10 +456,10 @@ fn a_malformed_database_max_connections_is_a_usage_error_naming_it() {
 }
 
 #[test]
-fn a_malformed_database_url_fails_with_status_1_naming_it() {
+fn a_malformed_database_url_is_a_usage_error_naming_it() {
     let output = process::run(&["tenants", "list"], &[("DATABASE_URL", "not a url")]);
 
-    assert_fails(&output, 1, "DATABASE_URL");
+    assert_fails(&output, 2, "DATABASE_URL");
 }
 
 #[test]
@@ -412,4 +471,114 @@ fn an_unreachable_database_fails_with_status_1_naming_it() {
     );
 
     assert_fails(&output, 1, "DATABASE_URL");
+}
+
+#[test]
+fn a_number_setting_out_of_its_range_is_a_usage_error_naming_it() {
+    let cases = [
+        ("worker", "WORKER_HEARTBEAT_SECS", "18446744073709551615"),
+        ("worker", "WORKER_HEARTBEAT_SECS", "3601"),
+        ("worker", "WORKER_MISSED_HEARTBEATS", "101"),
+        ("worker", "RUN_TIMEOUT_SECS", "86401"),
+        ("worker", "RUN_DEADLINE_SECS", "18446744073709551615"),
+        ("worker", "RUN_DEADLINE_SECS", "604801"),
+        ("worker", "WORKER_POLL_INTERVAL_MS", "60001"),
+        ("worker", "WORKER_SHUTDOWN_GRACE_SECS", "3601"),
+        ("worker", "RETRY_BASE_DELAY_MS", "60001"),
+        ("worker", "SIMULATED_LATENCY_MS", "600001"),
+        ("api", "ANTHROPIC_MAX_TOKENS", "1000001"),
+        ("dev", "WORKER_HEARTBEAT_SECS", "0"),
+    ];
+
+    let outputs: Vec<(&str, Output)> = cases
+        .iter()
+        .map(|(command, name, value)| (*name, configured(command, (name, value))))
+        .collect();
+
+    for (name, output) in &outputs {
+        assert_fails(output, 2, name);
+    }
+}
+
+#[test]
+fn a_malformed_url_is_a_usage_error_naming_its_setting_but_not_its_value() {
+    let cases = [
+        (
+            "worker",
+            "DATABASE_URL",
+            "mysql://admin:hunter2@127.0.0.1/agents",
+        ),
+        (
+            "dev",
+            "DATABASE_URL",
+            "postgres//admin:hunter2@127.0.0.1/agents",
+        ),
+        ("api", "REDIS_URL", "http://admin:hunter2@127.0.0.1:6379"),
+        ("api", "REDIS_URL", "redis://"),
+        ("worker", "OPENAI_BASE_URL", "api.openai.com/v1?hunter2"),
+        ("api", "ANTHROPIC_BASE_URL", "ftp://hunter2.example.com"),
+    ];
+
+    let outputs: Vec<(&str, Output)> = cases
+        .iter()
+        .map(|(command, name, value)| (*name, configured(command, (name, value))))
+        .collect();
+
+    for (name, output) in &outputs {
+        assert_fails(output, 2, name);
+        assert!(!output.stderr.contains("hunter2"), "{output:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_rediss_url_is_accepted_and_the_api_starts_with_redis_over_tls() {
+    let app = TestApp::start().await;
+    let tls = ("REDIS_URL", "rediss://127.0.0.1:6379".to_owned());
+
+    let (port, api) = process::Process::api("api", &app.db.url, &[tls]).await;
+
+    let ready: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("JSON");
+    // The Redis here speaks no TLS: the limiter is configured, not connected.
+    assert_eq!(ready["redis"], "unavailable", "{ready}");
+    assert_eq!(ready["status"], "ok", "{ready}");
+    api.kill().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_api_whose_redis_does_not_answer_at_start_up_says_so_and_starts_anyway() {
+    let app = TestApp::start().await;
+    let nothing_there = format!("redis://127.0.0.1:{}", process::free_port());
+
+    let log = api_log(&app.db.url, &[("REDIS_URL", &nothing_there)]).await;
+
+    assert!(log.contains("REDIS_URL"), "{log}");
+    assert!(log.contains("does not answer"), "{log}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_apis_limiter_error_counter_is_at_zero_from_the_start() {
+    let app = TestApp::start().await;
+
+    let (port, api) = process::Process::api("api", &app.db.url, &[]).await;
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    let line = "agent_platform_rate_limiter_errors_total 0";
+    assert!(
+        metrics.lines().any(|sample| sample == line),
+        "no {line:?} in:\n{metrics}"
+    );
+    api.kill().await;
+    app.stop().await;
 }

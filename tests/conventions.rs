@@ -1,11 +1,26 @@
 //! Conventions every route follows: request ids, problem documents, routing
-//! (unknown paths and methods, trailing slashes), timestamps and ids.
+//! (unknown paths and methods, trailing slashes), timestamps and ids, and
+//! how long a connection may hold the server.
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Reply, TestApp};
+use support::{Options, RawConnection, Reply, TestApp};
+
+/// A request cut short after its first header: a slow or vanished client.
+const HALF_SENT: &str = "GET /tools HTTP/1.1\r\nHost: x\r\n";
+
+/// The API with `timeouts` changed from the defaults.
+async fn app_with(timeouts: api::Timeouts) -> TestApp {
+    TestApp::with(Options {
+        timeouts,
+        ..Options::default()
+    })
+    .await
+}
 
 /// Asserts `at` is RFC 3339 in UTC with milliseconds: `2026-12-03T15:56:44.921Z`.
 #[track_caller]
@@ -103,6 +118,60 @@ async fn a_request_id_sent_by_the_client_is_echoed() {
     assert_eq!(
         refused.expect(401).header("x-request-id"),
         Some("trace-5678")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_id_of_128_visible_characters_is_echoed() {
+    let app = TestApp::start().await;
+    let longest = "a-Z_0.9~".repeat(16);
+
+    let reply = app
+        .call(Method::GET, "/healthz")
+        .header("x-request-id", &longest)
+        .send()
+        .await;
+
+    assert_eq!(reply.expect(200).header("x-request-id"), Some(&*longest));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_id_too_long_or_not_visible_ascii_is_replaced_by_a_fresh_one() {
+    let app = TestApp::start().await;
+    let refused = ["x".repeat(129), "trace 1234".to_owned(), "\t".to_owned()];
+
+    for sent in refused {
+        let reply = app
+            .call(Method::GET, "/healthz")
+            .header("x-request-id", &sent)
+            .send()
+            .await;
+
+        let echoed = request_id(&reply);
+        assert_ne!(echoed, sent);
+        assert!(uuid::Uuid::parse_str(&echoed).is_ok(), "{echoed}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_id_sent_twice_is_replaced_by_a_fresh_one() {
+    let app = TestApp::start().await;
+
+    let reply = app
+        .call(Method::GET, "/healthz")
+        .header("x-request-id", "first")
+        .header("x-request-id", "second")
+        .send()
+        .await;
+
+    let ids: Vec<_> = reply.headers.get_all("x-request-id").iter().collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(
+        uuid::Uuid::parse_str(ids[0].to_str().unwrap()).is_ok(),
+        "{ids:?}"
     );
     app.stop().await;
 }
@@ -291,4 +360,64 @@ async fn ids_are_uuid_v7_and_sort_by_creation() {
     }
     assert!(first < second, "{first} then {second}");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_more_is_closed_after_the_idle_timeout() {
+    let app = app_with(api::Timeouts {
+        idle: Duration::from_secs(1),
+        ..api::Timeouts::default()
+    })
+    .await;
+
+    let mut connection = RawConnection::open(app.addr, HALF_SENT).await;
+    let closed = connection.closed_within(Duration::from_secs(5)).await;
+
+    assert!(closed, "the half-sent request still holds its connection");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_waits_for_a_half_sent_request_only_for_the_shutdown_grace() {
+    let app = app_with(api::Timeouts {
+        shutdown_grace: Duration::from_secs(1),
+        ..api::Timeouts::default()
+    })
+    .await;
+    let _connection = RawConnection::open(app.addr, HALF_SENT).await;
+    // Let the server accept it and start reading the request.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let stopped = app.stop().await;
+
+    assert!(stopped, "the API did not stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stopping_lets_an_in_flight_request_finish() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    let request = format!(
+        "POST /tools HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+    );
+    let mut connection = RawConnection::open(app.addr, &request).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    connection
+        .send(r#"{"name": "search", "description": "d"}  "#)
+        .await;
+    let reply = connection.reply(Duration::from_secs(5)).await;
+
+    let reply = reply.expect("an answer to the request begun before the stop");
+    assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
+    assert!(stopping.await.expect("stop"), "the API did not stop");
 }

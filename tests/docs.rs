@@ -177,6 +177,134 @@ async fn redoc_is_served_without_a_key_with_its_script() {
     app.stop().await;
 }
 
+/// The served OpenAPI document.
+async fn openapi(app: &TestApp) -> Value {
+    let reply = app.call(Method::GET, "/openapi.json").send().await;
+    reply.expect(200).body.clone()
+}
+
+/// Every operation of `document`, as (method, path, operation).
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let paths = document["paths"].as_object().expect("paths");
+    paths
+        .iter()
+        .flat_map(|(path, item)| {
+            let item = item.as_object().expect("path item");
+            item.iter()
+                .map(|(method, operation)| (method.clone(), path.clone(), operation.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_operation_has_an_id_of_its_own() {
+    let app = TestApp::start().await;
+
+    let document = openapi(&app).await;
+
+    let mut ids: Vec<String> = operations(&document)
+        .iter()
+        .map(|(method, path, operation)| {
+            let id = operation["operationId"].as_str();
+            id.unwrap_or_else(|| panic!("{method} {path} has no id"))
+                .to_owned()
+        })
+        .collect();
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "{ids:?}");
+    for expected in ["list_tools", "create_agent", "run_agent", "get_execution"] {
+        assert!(ids.iter().any(|id| id == expected), "{expected} in {ids:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn keyed_operations_declare_the_errors_every_keyed_request_can_get() {
+    let app = TestApp::start().await;
+
+    let document = openapi(&app).await;
+
+    for (method, path, operation) in operations(&document) {
+        let responses = operation["responses"].as_object().expect("responses");
+        let keyed = operation.get("security").is_none();
+        let with_body = operation.get("requestBody").is_some();
+        // Public routes may have a 503 of their own (readiness).
+        for status in ["401", "429", "503"] {
+            let declared = responses.contains_key(status);
+            assert!(declared || !keyed, "{status} missing on {method} {path}");
+        }
+        assert_eq!(
+            responses.contains_key("401"),
+            keyed,
+            "401 on {method} {path}"
+        );
+        for status in ["400", "413", "415"] {
+            assert_eq!(
+                responses.contains_key(status),
+                with_body,
+                "{status} on {method} {path}"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn optional_request_fields_are_not_declared_nullable() {
+    let app = TestApp::start().await;
+
+    let document = openapi(&app).await;
+
+    let schemas = &document["components"]["schemas"];
+    for request in [
+        "CreateTool",
+        "UpdateTool",
+        "CreateAgent",
+        "UpdateAgent",
+        "RunRequest",
+    ] {
+        let fields = schemas[request]["properties"].as_object().expect(request);
+        for (field, schema) in fields {
+            let text = schema.to_string();
+            assert!(!text.contains("\"null\""), "{request}.{field}: {text}");
+        }
+    }
+    let run = operations(&document)
+        .into_iter()
+        .find(|(_, _, operation)| operation["operationId"] == "run_agent")
+        .expect("run_agent")
+        .2;
+    let header = &run["parameters"][1];
+    assert_eq!(header["name"], "Idempotency-Key");
+    assert_eq!(header["schema"]["type"], "string", "{header}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn page_parameters_declare_their_bounds() {
+    let app = TestApp::start().await;
+
+    let document = openapi(&app).await;
+
+    for path in ["/tools", "/agents", "/executions"] {
+        let parameters = document["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters");
+        let bounds = |name: &str| {
+            let schema = &parameters
+                .iter()
+                .find(|parameter| parameter["name"] == name)
+                .unwrap_or_else(|| panic!("{name} on {path}"))["schema"];
+            (schema["minimum"].clone(), schema["maximum"].clone())
+        };
+        assert_eq!(bounds("page"), (1.into(), 1_000_000.into()), "{path}");
+        assert_eq!(bounds("page_size"), (1.into(), 100.into()), "{path}");
+    }
+    app.stop().await;
+}
+
 /// The committed OpenAPI document. A change to the contract shows as a diff
 /// of this file: regenerate it with `UPDATE_SNAPSHOTS=1` and review it.
 const OPENAPI_SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/openapi.json");

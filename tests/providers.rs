@@ -367,3 +367,28 @@ async fn an_unreachable_provider_is_retried_then_fails_the_run_as_unavailable() 
     assert_eq!(finished["provider"], "openai");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reply_holding_nul_is_stored_with_the_replacement_character_in_its_place() {
+    let fake = FakeProvider::start().await;
+    let task = "Say something unprintable";
+    let reply = Behaviour::Reply("live reply \u{0} with nul".to_owned());
+    fake.script(task, vec![reply; 2]);
+    let app = app_calling(&fake, Duration::from_secs(5)).await;
+    let key = tenant_with_agent(&app).await;
+
+    let openai = run_until(&app, &key, task, "gpt-4o", "succeeded").await;
+    let anthropic = run_until(&app, &key, task, "claude-3-opus", "succeeded").await;
+
+    let stored = "live reply \u{FFFD} with nul";
+    for finished in [&openai, &anthropic] {
+        assert_eq!(finished["output"], stored, "{finished}");
+        assert_eq!(
+            finished["tool_calls"],
+            json!([{"name": "calculator", "arguments": {"text": stored}}])
+        );
+        assert_eq!(finished["attempts"], 1, "{finished}");
+    }
+    assert_eq!(fake.calls_for(task), 2);
+    app.stop().await;
+}

@@ -770,3 +770,38 @@ async fn query_parameters_on_run_cancel_and_models_which_take_none_are_a_422() {
     assert_eq!(models.invalid_fields(), ["verbose"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_reply_the_database_refuses_fails_its_run_as_internal_and_spares_its_neighbours() {
+    let app = TestApp::with_worker().await;
+    let key = app.tenant("acme").await;
+    app.create_agent(&key, "Ada", &[]).await;
+    // Stands in for any result PostgreSQL refuses for what it holds.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_reply() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'this reply cannot be stored'; END $$; \
+         CREATE TRIGGER refuse_reply BEFORE UPDATE ON executions FOR EACH ROW \
+             WHEN (NEW.status = 'succeeded' AND NEW.task = 'Refuse my reply') \
+             EXECUTE FUNCTION refuse_reply();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("install the refusal");
+
+    let refused = app.run(&key, "Ada", "Refuse my reply").await;
+    let spared = app.run(&key, "Ada", "Keep my reply").await;
+
+    let failed = app.wait_status(&key, &refused, "failed", DONE_WITHIN).await;
+    assert_eq!(
+        failed["error"],
+        json!({"code": "internal", "message": "The model's reply could not be stored."})
+    );
+    assert_eq!(failed["attempts"], 1, "{failed}");
+    assert!(failed["output"].is_null(), "{failed}");
+    app.wait_status(&key, &spared, "succeeded", DONE_WITHIN)
+        .await;
+    for id in [&refused, &spared] {
+        assert_eq!(job_statuses_of(&app.pool, id).await, ["Done"]);
+    }
+    app.stop().await;
+}

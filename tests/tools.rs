@@ -371,6 +371,62 @@ async fn tool_parameters_whose_type_is_not_object_are_a_422() {
 }
 
 #[tokio::test]
+async fn tool_parameters_are_at_most_16_kib_of_json() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    // `{"description":"","type":"object"}` is 34 bytes around the text.
+    let sized = |text: usize| json!({"type": "object", "description": "x".repeat(text)});
+    let tool = |name: &str, parameters: Value| {
+        let mut body = json!({"name": name, "description": "d"});
+        body["parameters"] = parameters;
+        body
+    };
+
+    let largest = app
+        .post(&key, "/tools", &tool("largest", sized(16_384 - 34)))
+        .await;
+    let over = app
+        .post(&key, "/tools", &tool("over", sized(16_384 - 33)))
+        .await;
+    let updated = app
+        .put(
+            &key,
+            "/tools/largest",
+            &json!({"parameters": sized(20_000)}),
+        )
+        .await;
+
+    largest.expect(201);
+    assert_eq!(over.invalid_fields(), ["parameters"]);
+    assert!(over.detail(422).contains("16 KiB"), "{}", over.text);
+    assert_eq!(updated.invalid_fields(), ["parameters"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tool_parameters_whose_properties_is_not_an_object_are_a_422() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    let refused = [json!(["query"]), json!("query"), json!(null), json!(1)];
+
+    for properties in refused {
+        let parameters = json!({"type": "object", "properties": properties});
+
+        let reply = app
+            .post(
+                &key,
+                "/tools",
+                &json!({"name": "search", "description": "d", "parameters": parameters}),
+            )
+            .await;
+
+        assert_eq!(reply.invalid_fields(), ["parameters"], "{properties}");
+        assert!(reply.detail(422).contains("properties"), "{}", reply.text);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn put_changes_only_the_fields_given() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use support::process::Process;
+use support::process::{Process, free_port, wait_until_healthy};
 use support::runs::{
     audit_terminal_writes, eventually, fake_env, job_statuses_of, jobs_by_status, terminal_writes,
 };
@@ -33,6 +33,55 @@ fn worker(name: &str, app: &TestApp, extra: &[(&str, String)]) -> Process {
 /// A simulated provider taking `millis` per reply.
 fn latency(millis: u64) -> (&'static str, String) {
     ("SIMULATED_LATENCY_MS", millis.to_string())
+}
+
+/// Starts a worker with `extra` settings whose health server listens on a
+/// port of its own; waits until it answers and returns the port with it.
+async fn worker_with_health(name: &str, app: &TestApp, extra: &[(&str, String)]) -> (u16, Process) {
+    let port = free_port();
+    let mut env = vec![("WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}"))];
+    env.extend(extra.iter().cloned());
+    let process = worker(name, app, &env);
+    wait_until_healthy(port).await;
+    (port, process)
+}
+
+/// `GET path` on a worker's health server: the status, the content type and
+/// the body.
+async fn get_from_worker(port: u16, path: &str) -> (u16, String, String) {
+    let reply = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .expect("reach the worker");
+    let status = reply.status().as_u16();
+    let content_type = reply
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, reply.text().await.expect("a body"))
+}
+
+/// Starts a worker that takes `id` and runs it slowly, waits until its
+/// attempt began, sends it SIGTERM and waits until it exits. Returns the
+/// execution as it was while that worker ran it.
+async fn start_then_stop(app: &TestApp, key: &str, id: &str, name: &str) -> serde_json::Value {
+    let attempts_before = app.execution(key, id).await["attempts"].clone();
+    let grace = ("WORKER_SHUTDOWN_GRACE_SECS", "1".to_owned());
+    let mut stopping = worker(name, app, &[latency(60_000), grace]);
+    let running = eventually(
+        Duration::from_secs(20),
+        "the worker began an attempt",
+        || async {
+            let execution = app.execution(key, id).await;
+            (execution["status"] == "running" && execution["attempts"] != attempts_before)
+                .then_some(execution)
+        },
+    )
+    .await;
+    stopping.signal("TERM");
+    assert_eq!(stopping.exit_code(Duration::from_secs(10)).await, Some(0));
+    running
 }
 
 /// Kills `workers`, then stops the app: a worker left running would
@@ -340,7 +389,8 @@ async fn a_worker_whose_grace_period_runs_out_hands_its_run_back_to_be_taken_at_
     let finished = app
         .wait_status(&key, &id, "succeeded", Duration::from_millis(1_500))
         .await;
-    assert_eq!(finished["attempts"], 2);
+    // The attempt cut short was handed back with the job: it does not count.
+    assert_eq!(finished["attempts"], 1);
     assert_written_once(&app, &[&id]).await;
     assert_eq!(job_statuses_of(&app.pool, &id).await, ["Done"]);
     stop(app, [taker]).await;
@@ -651,4 +701,108 @@ async fn a_job_locked_to_a_live_worker_that_never_heard_of_it_is_handed_back_and
 
     assert_eq!(execution["attempts"], 1);
     stop(app, [busy, other]).await;
+}
+
+#[tokio::test]
+async fn a_run_handed_back_by_three_stopping_workers_in_turn_succeeds_on_its_first_attempt() {
+    let (app, key) = platform().await;
+    let id = app.run(&key, "Ada", "Outlast three restarts").await;
+
+    let first = start_then_stop(&app, &key, &id, "rolled-1").await;
+    let mut handed_back = Vec::new();
+    for name in ["rolled-2", "rolled-3"] {
+        handed_back.push(app.execution(&key, &id).await);
+        start_then_stop(&app, &key, &id, name).await;
+    }
+    handed_back.push(app.execution(&key, &id).await);
+    let last = worker("last", &app, &[]);
+
+    let finished = app
+        .wait_status(&key, &id, "succeeded", Duration::from_secs(20))
+        .await;
+    assert_eq!(finished["attempts"], 1, "{finished}");
+    assert_eq!(finished["started_at"], first["started_at"], "{finished}");
+    for execution in &handed_back {
+        assert_eq!(execution["status"], "running", "{execution}");
+        assert_eq!(execution["attempts"], 0, "{execution}");
+    }
+    assert_written_once(&app, &[&id]).await;
+    assert_eq!(job_statuses_of(&app.pool, &id).await, ["Done"]);
+    stop(app, [last]).await;
+}
+
+#[tokio::test]
+async fn the_workers_readyz_answers_json_and_503_while_postgres_is_unreachable() {
+    let (app, _) = platform().await;
+    let proxy = testkit::proxy::TcpProxy::start("127.0.0.1:5432").await;
+    let through_proxy = app
+        .db
+        .url
+        .replacen("127.0.0.1:5432", &proxy.addr().to_string(), 1);
+    let port = free_port();
+    let env = [
+        ("DATABASE_MAX_CONNECTIONS", "4".to_owned()),
+        ("WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}")),
+    ];
+    let cut_off = Process::worker("cut-off", &through_proxy, &env);
+    wait_until_healthy(port).await;
+
+    let ready = get_from_worker(port, "/readyz").await;
+    proxy.cut();
+    let unready = get_from_worker(port, "/readyz").await;
+
+    assert_eq!(ready.0, 200, "{ready:?}");
+    assert_eq!(ready.1, "application/json", "{ready:?}");
+    let body: serde_json::Value = serde_json::from_str(&ready.2).expect("JSON");
+    assert_eq!(body, json!({"status": "ok", "postgres": "ok"}));
+    assert_eq!(unready.0, 503, "{unready:?}");
+    let body: serde_json::Value = serde_json::from_str(&unready.2).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"status": "unavailable", "postgres": "unavailable"})
+    );
+    stop(app, [cut_off]).await;
+}
+
+#[tokio::test]
+async fn an_unknown_path_on_the_worker_is_a_404_problem_in_json() {
+    let (app, _) = platform().await;
+    let (port, probed) = worker_with_health("probed", &app, &[]).await;
+
+    let (status, content_type, body) = get_from_worker(port, "/nothing/here").await;
+
+    assert_eq!(status, 404);
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["status"], 404, "{body}");
+    assert_eq!(body["title"], "Not Found", "{body}");
+    assert_eq!(body["instance"], "/nothing/here", "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("/readyz")),
+        "{body}"
+    );
+    stop(app, [probed]).await;
+}
+
+#[tokio::test]
+async fn the_workers_counters_of_rare_events_are_at_zero_from_the_start() {
+    let (app, _) = platform().await;
+    let (port, fresh) = worker_with_health("fresh", &app, &[]).await;
+
+    let (status, _, metrics) = get_from_worker(port, "/metrics").await;
+
+    assert_eq!(status, 200);
+    for counter in [
+        "agent_platform_jobs_recovered_total",
+        "agent_platform_runs_overdue_total",
+    ] {
+        let line = format!("{counter} 0");
+        assert!(
+            metrics.lines().any(|sample| sample == line),
+            "no {line:?} in:\n{metrics}"
+        );
+    }
+    stop(app, [fresh]).await;
 }

@@ -168,3 +168,75 @@ impl Reply {
             .to_owned()
     }
 }
+
+/// A bare TCP connection to the API, for what an HTTP client never sends:
+/// a request cut short, a body shorter than it announced.
+pub struct RawConnection {
+    stream: tokio::net::TcpStream,
+}
+
+impl RawConnection {
+    /// Connects to `addr` and sends `bytes`, nothing more.
+    pub async fn open(addr: std::net::SocketAddr, bytes: &str) -> Self {
+        use tokio::io::AsyncWriteExt;
+
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(bytes.as_bytes()).await.expect("send");
+        Self { stream }
+    }
+
+    /// Sends more of the request.
+    pub async fn send(&mut self, bytes: &str) {
+        use tokio::io::AsyncWriteExt;
+
+        self.stream.write_all(bytes.as_bytes()).await.expect("send");
+    }
+
+    /// The reply's status line, headers and body, or `None` if no whole
+    /// reply arrives within `within`.
+    pub async fn reply(&mut self, within: std::time::Duration) -> Option<String> {
+        use tokio::io::AsyncReadExt;
+
+        let mut received = Vec::new();
+        let read = async {
+            let mut chunk = [0; 4096];
+            while !is_whole_reply(&received) {
+                let count = self.stream.read(&mut chunk).await.ok()?;
+                if count == 0 {
+                    return None;
+                }
+                received.extend_from_slice(&chunk[..count]);
+            }
+            Some(())
+        };
+        tokio::time::timeout(within, read).await.ok()??;
+        Some(String::from_utf8_lossy(&received).into_owned())
+    }
+
+    /// Whether the API closes the connection, sending nothing, within
+    /// `within`.
+    pub async fn closed_within(&mut self, within: std::time::Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+
+        let mut chunk = [0; 64];
+        let read = tokio::time::timeout(within, self.stream.read(&mut chunk)).await;
+        matches!(read, Ok(Ok(0) | Err(_)))
+    }
+}
+
+/// Whether `received` holds a head and as much body as it announced.
+fn is_whole_reply(received: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(received);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    body.len() >= length
+}

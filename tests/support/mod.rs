@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use db::TestDb;
-pub use http::{Call, Reply};
+pub use http::{Call, RawConnection, Reply};
 
 /// A worker configuration fast enough for tests: short heartbeats, polls
 /// and retry delays.
@@ -55,6 +55,8 @@ pub struct Options {
     pub limiter: ratelimit::Limiter,
     /// What the API does when the limiter cannot answer.
     pub on_limiter_error: api::OnLimiterError,
+    /// How long the API waits on clients and at shutdown.
+    pub timeouts: api::Timeouts,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             adapters: simulated(),
             limiter: ratelimit::Limiter::local(),
             on_limiter_error: api::OnLimiterError::Allow,
+            timeouts: api::Timeouts::default(),
         }
     }
 }
@@ -113,10 +116,13 @@ impl TestApp {
             .expect("bind");
         let addr = listener.local_addr().expect("address");
         let api_stop = stop.clone();
+        let timeouts = options.timeouts;
         tasks.push(tokio::spawn(async move {
-            api::serve(listener, state, async move { api_stop.cancelled().await })
-                .await
-                .expect("api");
+            api::serve_with(listener, state, timeouts, async move {
+                api_stop.cancelled().await;
+            })
+            .await
+            .expect("api");
         }));
 
         if let Some(config) = options.worker {
@@ -237,14 +243,19 @@ impl TestApp {
         }
     }
 
-    /// Stops the API and the worker, then drops the database.
-    pub async fn stop(self) {
+    /// Stops the API and the worker, then drops the database. Answers
+    /// whether both stopped within the 10 s each is given.
+    pub async fn stop(self) -> bool {
         self.stop.cancel();
+        let mut stopped = true;
         for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+            stopped &= tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_ok();
         }
         self.pool.close().await;
         self.db.drop_now().await;
+        stopped
     }
 }
 

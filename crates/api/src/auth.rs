@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use domain::{ApiKey, Tenant};
@@ -20,6 +21,12 @@ use crate::error::ApiError;
 
 /// How long a key's answer is trusted.
 const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// The 401's advice for a missing, unknown or revoked key.
+const INVALID_KEY: &str = "Send a valid, unrevoked API key in the X-API-Key header.";
+
+/// The 401's advice when several keys are sent.
+const REPEATED_KEY: &str = "Send exactly one X-API-Key header; this request has more than one.";
 
 /// Keys remembered at most; beyond this the least used are forgotten.
 const CACHE_CAPACITY: u64 = 100_000;
@@ -60,23 +67,33 @@ impl Authenticator {
     }
 }
 
+/// The one `X-API-Key` of a request. Two keys, even equal ones, are a 401:
+/// picking either would guess which tenant the client meant.
+fn the_key(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut keys = headers.get_all("x-api-key").iter();
+    let key = keys.next();
+    if keys.next().is_some() {
+        return Err(ApiError::Unauthorized(REPEATED_KEY));
+    }
+    match key.and_then(|value| value.to_str().ok()) {
+        None | Some("") => Err(ApiError::Unauthorized(INVALID_KEY)),
+        Some(key) => Ok(key),
+    }
+}
+
 /// Middleware: admits requests with a live key and attaches their [`Tenant`].
 pub async fn require_key(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let key = request
-        .headers()
-        .get("x-api-key")
-        .and_then(|value| value.to_str().ok());
-    let tenant = match key {
-        None | Some("") => Err(ApiError::Unauthorized),
-        Some(key) => state
+    let tenant = match the_key(request.headers()) {
+        Err(error) => Err(error),
+        Ok(key) => state
             .auth
             .tenant_for(key)
             .await
-            .and_then(|tenant| tenant.ok_or(ApiError::Unauthorized)),
+            .and_then(|tenant| tenant.ok_or(ApiError::Unauthorized(INVALID_KEY))),
     };
     match tenant {
         Ok(tenant) => {

@@ -7,8 +7,10 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _};
 use utoipa_redoc::{Redoc, Servable};
 use utoipa_swagger_ui::SwaggerUi;
@@ -56,13 +58,84 @@ impl Modify for ApiKeyAuth {
     }
 }
 
+/// Declares on every operation the errors that do not depend on the route:
+/// on a keyed one 401, 429 and 503 (the key, the request limit and the
+/// stores are checked first), and on one with a body 400, 413 and 415.
+/// A route's own declaration of a status is kept.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                declare_common_responses(operation);
+            }
+        }
+    }
+}
+
+fn declare_common_responses(operation: &mut Operation) {
+    // Public routes opt out of the document's security with an empty list.
+    let keyed = operation.security.is_none();
+    let has_body = operation.request_body.is_some();
+    let common = [
+        (
+            keyed,
+            "401",
+            "`X-API-Key` missing, unknown, revoked or repeated",
+            Some("WWW-Authenticate"),
+        ),
+        (keyed, "429", "Request limit reached", Some("Retry-After")),
+        (
+            keyed,
+            "503",
+            "The database (or the rate limiter, set to deny) is unreachable",
+            Some("Retry-After"),
+        ),
+        (has_body, "400", "The body is not valid JSON", None),
+        (has_body, "413", "The body is over 1 MiB", None),
+        (has_body, "415", "The body is not declared as JSON", None),
+    ];
+    for (applies, status, description, header) in common {
+        if applies {
+            operation
+                .responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| problem_response(description, header));
+        }
+    }
+}
+
+/// A problem-document response, with one header if `header` names it.
+fn problem_response(description: &str, header: Option<&str>) -> RefOr<utoipa::openapi::Response> {
+    let content = Content::new(Some(Ref::from_schema_name("ProblemBody")));
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content("application/problem+json", content);
+    if let Some(name) = header {
+        response = response.header(name, Header::default());
+    }
+    response.into()
+}
+
 /// The base document, before routes add their paths.
 pub fn base() -> OpenApi {
     ApiDoc::openapi()
 }
 
 /// Routes serving `/openapi.json`, `/docs` and `/redoc`.
-pub fn routes<S: Clone + Send + Sync + 'static>(openapi: OpenApi) -> Router<S> {
+pub fn routes<S: Clone + Send + Sync + 'static>(mut openapi: OpenApi) -> Router<S> {
+    // Applied here, not as a derive modifier: those run before the routes
+    // have added their operations.
+    CommonResponses.modify(&mut openapi);
     let redoc = Redoc::with_url("/redoc", openapi.clone())
         .custom_html(include_str!("../assets/redoc/index.html"));
     Router::new()

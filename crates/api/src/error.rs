@@ -10,7 +10,13 @@
 //! - Turning an error into a response attaches a [`Problem`] to an empty
 //!   response; the [`render_problems`] middleware writes the body, because
 //!   only it knows the request's path (`instance`) and id.
+//! - An error response that reaches [`render_problems`] empty and without a
+//!   [`Problem`] (a library's own 408, say) gets a generic one, so every
+//!   error a client sees is a problem document.
 
+use std::borrow::Cow;
+
+use axum::body::HttpBody;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -26,9 +32,10 @@ pub enum ApiError {
     /// 400: the body is not JSON.
     #[error("{0}")]
     MalformedJson(String),
-    /// 401: the API key is missing, unknown or revoked.
-    #[error("missing or invalid API key")]
-    Unauthorized,
+    /// 401: the API key is missing, unknown, revoked or sent more than
+    /// once; the text says which to fix.
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// 404: nothing here for this tenant.
     #[error("{0}")]
     NotFound(String),
@@ -94,7 +101,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -110,7 +117,7 @@ impl ApiError {
     fn slug(&self) -> &'static str {
         match self {
             ApiError::MalformedJson(_) => "malformed-json",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::NotFound(_) => "not-found",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
@@ -127,9 +134,6 @@ impl ApiError {
     /// which knows the request id.
     fn detail(&self) -> String {
         match self {
-            ApiError::Unauthorized => {
-                "Send a valid, unrevoked API key in the X-API-Key header.".to_owned()
-            }
             ApiError::MethodNotAllowed => {
                 "This path does not support that method; see /docs for what it does.".to_owned()
             }
@@ -159,9 +163,33 @@ impl From<StoreError> for ApiError {
 #[derive(Debug, Clone)]
 pub struct Problem {
     status: StatusCode,
-    slug: &'static str,
+    slug: Cow<'static, str>,
     detail: String,
     errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// The problem of an error response that came without one: its type
+    /// and title from the status, and a sentence that fits any such case.
+    fn generic(status: StatusCode, request_id: &str) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error");
+        Self {
+            status,
+            slug: title.to_ascii_lowercase().replace(' ', "-").into(),
+            detail: generic_detail(status, request_id),
+            errors: Vec::new(),
+        }
+    }
+}
+
+fn generic_detail(status: StatusCode, request_id: &str) -> String {
+    if status == StatusCode::REQUEST_TIMEOUT {
+        return "The request took too long to arrive or to answer; send it again.".to_owned();
+    }
+    if status.is_server_error() {
+        return format!("The server could not answer; retry, quoting request id {request_id}.");
+    }
+    "The request was refused; see /docs for what this route accepts.".to_owned()
 }
 
 /// An RFC 9457 problem document, as the API writes it.
@@ -180,6 +208,7 @@ pub struct ProblemBody {
     pub instance: String,
     /// For 422: every offending field.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errors: Option<Vec<FieldError>>,
 }
 
@@ -191,7 +220,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = status.into_response();
         match &self {
-            ApiError::Unauthorized => {
+            ApiError::Unauthorized(_) => {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("ApiKey"));
@@ -216,7 +245,7 @@ impl IntoResponse for ApiError {
         };
         response.extensions_mut().insert(Problem {
             status,
-            slug: self.slug(),
+            slug: self.slug().into(),
             detail: self.detail(),
             errors,
         });
@@ -236,8 +265,10 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
         .to_owned();
 
     let response = next.run(request).await;
-    let Some(problem) = response.extensions().get::<Problem>().cloned() else {
-        return response;
+    let problem = match response.extensions().get::<Problem>() {
+        Some(problem) => problem.clone(),
+        None if is_bare_error(&response) => Problem::generic(response.status(), &request_id),
+        None => return response,
     };
 
     let detail = if problem.status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -257,7 +288,7 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
         status: problem.status.as_u16(),
         detail,
         instance,
-        errors: (problem.status == StatusCode::UNPROCESSABLE_ENTITY).then_some(problem.errors),
+        errors: (!problem.errors.is_empty()).then_some(problem.errors),
     };
     let (mut parts, _) = response.into_parts();
     parts.headers.insert(
@@ -267,4 +298,11 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
     parts.headers.remove(header::CONTENT_LENGTH);
     let json = serde_json::to_vec(&body).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(json))
+}
+
+/// An error status with nothing to say: a body, however short, is kept.
+fn is_bare_error(response: &Response) -> bool {
+    let status = response.status();
+    (status.is_client_error() || status.is_server_error())
+        && response.body().size_hint().exact() == Some(0)
 }

@@ -10,7 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::Uri;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use domain::{FieldError, Ref};
 use serde::de::DeserializeOwned;
@@ -31,6 +31,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         if !declares_json(&request) {
             return Err(ApiError::UnsupportedMediaType);
+        }
+        // Answered before reading: a client announcing 5 MB and sending
+        // nothing must not hold the request open while we wait for it.
+        if declares_too_much(&request) {
+            return Err(ApiError::PayloadTooLarge);
         }
         let bytes = Bytes::from_request(request, state)
             .await
@@ -82,6 +87,14 @@ fn repeated_field(bytes: &[u8]) -> Option<String> {
     }
 
     serde_json::from_slice::<Repeated>(bytes).ok()?.0
+}
+
+fn declares_too_much(request: &Request) -> bool {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|length| length > BODY_LIMIT as u64)
 }
 
 fn declares_json(request: &Request) -> bool {

@@ -3,7 +3,8 @@
 //!
 //! The API is stateless: every replica gives the same answers, because all
 //! state is in PostgreSQL (and rate-limit counters in Redis). [`serve`] is
-//! the one entry point; the binary and the tests both call it.
+//! the one entry point; the binary calls it, the tests call [`serve_with`]
+//! when they need shorter timeouts.
 
 pub mod auth;
 pub mod docs;
@@ -12,22 +13,27 @@ pub mod extract;
 pub mod limits;
 pub mod observe;
 pub mod routes;
+pub mod server;
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, Uri};
+use axum::http::{HeaderName, StatusCode, Uri};
 use axum::middleware;
 use store::PgPool;
 use tokio::net::TcpListener;
+use tower::util::MapRequestLayer;
 use tower::{Layer, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use limits::{OnLimiterError, RateLimits};
 pub use routes::models::ModelCatalog;
+pub use server::Timeouts;
 
 use crate::auth::Authenticator;
 use crate::error::ApiError;
@@ -58,8 +64,9 @@ impl AppState {
     }
 }
 
-/// The whole application as a router, before the trailing-slash rewrite.
-pub fn router(state: AppState) -> Router {
+/// The whole application as a router, before the trailing-slash rewrite;
+/// a request not answered within `request_timeout` is a 408.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let (keyed, openapi) = OpenApiRouter::with_openapi(docs::base())
         .routes(routes!(routes::tools::list, routes::tools::create))
         .routes(routes!(
@@ -106,31 +113,43 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
             ServiceBuilder::new()
+                .layer(MapRequestLayer::new(observe::drop_invalid_request_id))
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(middleware::from_fn(error::render_problems))
                 .layer(middleware::from_fn(observe::observe))
+                // Inside the two above, so its bare 408 is logged and
+                // rendered as a problem like any other error.
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    request_timeout,
+                ))
                 .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT)),
         )
         .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish.
+/// in-flight requests finish, for at most the default shutdown grace.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, Timeouts::default(), shutdown).await
+}
+
+/// [`serve`], with other [`Timeouts`] than the defaults.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    timeouts: Timeouts,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Installed before the first request, so that one is counted too.
     observe::install_metrics();
-    let app = tower::util::MapRequestLayer::new(trim_trailing_slash).layer(router(state));
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = MapRequestLayer::new(trim_trailing_slash).layer(router(state, timeouts.request));
+    server::run(listener, app, timeouts, shutdown).await
 }
 
 /// `/tools/` answers as `/tools` (no redirect). `/docs` keeps its slash:

@@ -4,6 +4,10 @@
 //! so ids don't explode its cardinality), request id, tenant id (filled in
 //! by authentication), status and duration. Metrics have no tenant label:
 //! `/metrics` is public and tenants are many.
+//!
+//! A client's `X-Request-Id` is kept only if it is 1-128 visible ASCII
+//! characters; otherwise it is dropped and replaced by a fresh UUID, so what
+//! is echoed, logged and stored stays small and printable.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -14,6 +18,9 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument;
 use tracing::field::Empty;
+
+/// The header carrying the request's id.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Latency buckets, in seconds, for every duration histogram.
 const BUCKETS: [f64; 14] = [
@@ -39,6 +46,28 @@ pub fn install_metrics() -> PrometheusHandle {
         .clone()
 }
 
+/// The longest client request id kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Drops a client's `X-Request-Id` that is empty, too long, not visible
+/// ASCII, or sent more than once, so that a fresh one takes its place.
+pub fn drop_invalid_request_id(mut request: Request) -> Request {
+    let headers = request.headers_mut();
+    let mut ids = headers.get_all(REQUEST_ID).iter();
+    let keep = match (ids.next(), ids.next()) {
+        (Some(id), None) => is_valid_request_id(id.as_bytes()),
+        _ => false,
+    };
+    if !keep {
+        headers.remove(REQUEST_ID);
+    }
+    request
+}
+
+fn is_valid_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+}
+
 /// Middleware: the request's span, its log line and its metrics.
 pub async fn observe(request: Request, next: Next) -> Response {
     let route = request
@@ -48,7 +77,7 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let request_id = request
         .headers()
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();

@@ -4,7 +4,7 @@
 //! a record, and `keys create` prints the new key as the last word.
 
 use anyhow::{Context, bail};
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use domain::limits::DEMO_TENANTS;
 use domain::{Limit, Tenant, TenantLimits};
 use store::PgPool;
@@ -30,7 +30,14 @@ pub enum TenantsCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
-    /// Change some of a tenant's limits (in effect within 5 seconds).
+    /// Change some of a tenant's limits (in effect within 5 seconds); give
+    /// at least one limit flag.
+    #[command(group(
+        ArgGroup::new("limit")
+            .args(LimitArgs::FLAGS)
+            .required(true)
+            .multiple(true)
+    ))]
     SetLimits {
         #[command(flatten)]
         database: DatabaseArgs,
@@ -58,6 +65,16 @@ pub struct LimitArgs {
     /// The request window, in seconds.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_LIMIT))]
     request_window_secs: Option<u32>,
+}
+
+impl LimitArgs {
+    /// The ids of the limit flags, for a group that needs one of them.
+    const FLAGS: [&'static str; 4] = [
+        "run_limit",
+        "run_window_secs",
+        "request_limit",
+        "request_window_secs",
+    ];
 }
 
 /// The largest limit or window the tenants table can hold.

@@ -1,20 +1,27 @@
 //! Configuration: every setting is an environment variable (or the flag of
-//! the same name), parsed and checked before anything starts. A missing or
-//! malformed value stops the command with a message naming the variable.
-//! Secrets are held as `SecretString`, which never prints.
+//! the same name), parsed and checked before anything starts. A missing,
+//! malformed or out-of-range value stops the command with a usage error
+//! (status 2) naming the variable; every number has a range that keeps the
+//! durations and counts built from it sane, and every URL is parsed here.
+//! Secrets are held as `SecretString`, which never prints, and an invalid
+//! URL is never echoed, since it may carry a password.
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Args;
 use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
+use clap::error::ErrorKind;
+use clap::{Arg, Args, Command};
 use secrecy::SecretString;
+use sqlx::postgres::PgConnectOptions;
+use url::Url;
 
 /// The database every command needs.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL URL.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    /// PostgreSQL URL (`postgres://` or `postgresql://`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = UrlParser::POSTGRES)]
     pub database_url: String,
 
     /// Most connections this process opens.
@@ -31,7 +38,8 @@ pub struct DevDatabaseArgs {
         long,
         env = "DATABASE_URL",
         hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/agent_platform"
+        default_value = "postgres://postgres@127.0.0.1:5432/agent_platform",
+        value_parser = UrlParser::POSTGRES
     )]
     pub database_url: String,
 
@@ -57,9 +65,10 @@ pub struct HttpArgs {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     pub listen_addr: SocketAddr,
 
-    /// Redis URL for rate-limit counters shared by all replicas; without it
-    /// limits are counted in process, per replica.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    /// Redis URL (`redis://`, or `rediss://` for TLS) for rate-limit
+    /// counters shared by all replicas; without it limits are counted in
+    /// process, per replica.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = UrlParser::REDIS)]
     pub redis_url: Option<String>,
 
     /// Whether to admit (logged and counted) or refuse (503) requests while
@@ -78,11 +87,12 @@ pub struct ProviderArgs {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
     pub openai_api_key: Option<SecretString>,
 
-    /// OpenAI-compatible base URL.
+    /// OpenAI-compatible base URL (http or https).
     #[arg(
         long,
         env = "OPENAI_BASE_URL",
-        default_value = "https://api.openai.com/v1"
+        default_value = "https://api.openai.com/v1",
+        value_parser = UrlParser::HTTP
     )]
     pub openai_base_url: String,
 
@@ -90,11 +100,12 @@ pub struct ProviderArgs {
     #[arg(long, env = "ANTHROPIC_API_KEY", hide_env_values = true, value_parser = secret)]
     pub anthropic_api_key: Option<SecretString>,
 
-    /// Anthropic base URL.
+    /// Anthropic base URL (http or https).
     #[arg(
         long,
         env = "ANTHROPIC_BASE_URL",
-        default_value = "https://api.anthropic.com"
+        default_value = "https://api.anthropic.com",
+        value_parser = UrlParser::HTTP
     )]
     pub anthropic_base_url: String,
 
@@ -114,13 +125,14 @@ pub struct ProviderArgs {
     )]
     pub anthropic_model_claude_3_opus: String,
 
-    /// `max_tokens` sent with every Anthropic request.
+    /// `max_tokens` sent with every Anthropic request (1-1,000,000).
     #[arg(long, env = "ANTHROPIC_MAX_TOKENS", default_value_t = 1024,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub anthropic_max_tokens: u32,
 
-    /// Latency of the simulated provider, in milliseconds.
-    #[arg(long, env = "SIMULATED_LATENCY_MS", default_value_t = 50)]
+    /// Latency of the simulated provider, in milliseconds (0-600,000).
+    #[arg(long, env = "SIMULATED_LATENCY_MS", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub simulated_latency_ms: u64,
 }
 
@@ -145,6 +157,68 @@ impl ProviderArgs {
             simulated_latency: Duration::from_millis(self.simulated_latency_ms),
         }
     }
+}
+
+/// A URL setting, checked while parsing: one of `schemes`, and whatever
+/// else `check` asks. Its error names the variable but never the value, which
+/// may carry a password (clap's own errors quote the value).
+#[derive(Clone, Copy)]
+struct UrlParser {
+    schemes: &'static [&'static str],
+    expected: &'static str,
+    check: fn(&Url) -> bool,
+}
+
+impl UrlParser {
+    /// `DATABASE_URL`: a URL sqlx can connect with.
+    const POSTGRES: Self = Self {
+        schemes: &["postgres", "postgresql"],
+        expected: "a PostgreSQL URL (postgres://user:password@host:port/database)",
+        check: |url| url.as_str().parse::<PgConnectOptions>().is_ok(),
+    };
+
+    /// `REDIS_URL`: plain or TLS (`rediss`).
+    const REDIS: Self = Self {
+        schemes: &["redis", "rediss"],
+        expected: "a Redis URL (redis://host:port or rediss://host:port for TLS)",
+        check: has_host,
+    };
+
+    /// A model provider's base URL.
+    const HTTP: Self = Self {
+        schemes: &["http", "https"],
+        expected: "an absolute http or https URL",
+        check: has_host,
+    };
+
+    fn accepts(&self, value: &str) -> bool {
+        Url::parse(value)
+            .is_ok_and(|url| self.schemes.contains(&url.scheme()) && (self.check)(&url))
+    }
+}
+
+impl TypedValueParser for UrlParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        command: &Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<String, clap::Error> {
+        match value.to_str() {
+            Some(value) if self.accepts(value) => Ok(value.to_owned()),
+            _ => {
+                let name = arg.map_or_else(|| "the URL".to_owned(), |arg| format!("'{arg}'"));
+                let message = format!("invalid value for {name}: expected {}\n", self.expected);
+                Err(clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(command))
+            }
+        }
+    }
+}
+
+fn has_host(url: &Url) -> bool {
+    url.host_str().is_some_and(|host| !host.is_empty())
 }
 
 #[allow(clippy::unnecessary_wraps)] // clap's value parsers return a `Result`.
@@ -190,48 +264,52 @@ pub struct DevArgs {
 /// How a worker runs.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerSettings {
-    /// Runs executed at once by one worker.
+    /// Runs executed at once by one worker (1-10,000).
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub worker_concurrency: u32,
 
-    /// Seconds allowed for one attempt's model call.
+    /// Seconds allowed for one attempt's model call (1-86,400).
     #[arg(long, env = "RUN_TIMEOUT_SECS", default_value_t = 120,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub run_timeout_secs: u64,
 
-    /// Attempts per run, the first included.
+    /// Attempts per run, the first included (1-100).
     #[arg(long, env = "MAX_ATTEMPTS", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
 
-    /// Delay before the first retry, in milliseconds; later ones double (with jitter).
+    /// Delay before the first retry, in milliseconds (1-60,000); later ones
+    /// double (with jitter).
     #[arg(long, env = "RETRY_BASE_DELAY_MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub retry_base_delay_ms: u64,
 
-    /// Seconds between heartbeats.
+    /// Seconds between heartbeats (1-3,600).
     #[arg(long, env = "WORKER_HEARTBEAT_SECS", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub worker_heartbeat_secs: u64,
 
-    /// Heartbeats missed before a worker's jobs are given to others.
+    /// Heartbeats missed before a worker's jobs are given to others (2-100).
     #[arg(long, env = "WORKER_MISSED_HEARTBEATS", default_value_t = 6,
-          value_parser = clap::value_parser!(u32).range(2..))]
+          value_parser = clap::value_parser!(u32).range(2..=100))]
     pub worker_missed_heartbeats: u32,
 
-    /// Milliseconds between polls for due jobs when no NOTIFY arrives.
+    /// Milliseconds between polls for due jobs when no NOTIFY arrives
+    /// (10-60,000).
     #[arg(long, env = "WORKER_POLL_INTERVAL_MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(10..))]
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub worker_poll_interval_ms: u64,
 
-    /// Seconds in-flight runs get to finish after SIGTERM.
-    #[arg(long, env = "WORKER_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    /// Seconds in-flight runs get to finish after SIGTERM (0-3,600).
+    #[arg(long, env = "WORKER_SHUTDOWN_GRACE_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub worker_shutdown_grace_secs: u64,
 
-    /// Seconds after which a run still running is failed by the sweeper.
+    /// Seconds after which a run still running is failed by the sweeper
+    /// (1-604,800, a week).
     #[arg(long, env = "RUN_DEADLINE_SECS", default_value_t = 1800,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub run_deadline_secs: u64,
 }
 

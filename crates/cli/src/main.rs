@@ -68,7 +68,9 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Dev(args) => serve::dev(args).await,
+        // Boxed: the API and a worker together make a large future, which
+        // would otherwise be copied about on the stack.
+        Command::Dev(args) => Box::pin(serve::dev(args)).await,
         Command::Api(args) => serve::api(args).await,
         Command::Worker(args) => serve::worker(args).await,
         Command::Migrate(args) => admin::migrate(&args).await,

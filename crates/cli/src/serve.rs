@@ -70,7 +70,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let api_adapters = adapters(&args.providers)?;
     let worker_adapters = adapters(&args.providers)?;
-    // The worker's metrics land in the same registry the API serves.
+    // The worker's metrics land in the same registry the API serves, which
+    // must be installed before either registers a counter.
+    api::observe::install_metrics();
     let (api, worker) = tokio::join!(
         serve_api(pool.clone(), &args.http, &api_adapters, shutdown.clone()),
         run_worker(pool, &args.worker, worker_adapters, None, shutdown.clone()),
@@ -95,7 +97,11 @@ async fn serve_api(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let catalog = api::ModelCatalog::new(|model: Model| adapters.mode(model));
-    let state = api::AppState::new(pool, catalog, rate_limits(http)?);
+    let state = api::AppState::new(pool, catalog, rate_limits(http).await?);
+    api::observe::install_metrics();
+    // Registered at zero: Prometheus shows a counter only once it exists, and
+    // an alert on limiter errors should work before the first one.
+    metrics::counter!("agent_platform_rate_limiter_errors_total").increment(0);
     let listener = TcpListener::bind(http.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR {}", http.listen_addr))?;
@@ -117,9 +123,22 @@ async fn run_worker(
         .context("the worker failed")
 }
 
-fn rate_limits(http: &HttpArgs) -> anyhow::Result<api::RateLimits> {
+/// The rate limiter: on Redis when `REDIS_URL` is set, else in process.
+/// Redis down at start-up is no reason not to start (the limiter reconnects,
+/// and `RATE_LIMIT_ON_REDIS_ERROR` says what to do meanwhile), but it is
+/// worth a warning now rather than at the first request.
+async fn rate_limits(http: &HttpArgs) -> anyhow::Result<api::RateLimits> {
     let limiter = if let Some(url) = &http.redis_url {
-        ratelimit::Limiter::redis(url).context("REDIS_URL is not a valid Redis URL")?
+        let limiter =
+            ratelimit::Limiter::redis(url).context("REDIS_URL is not a valid Redis URL")?;
+        if let Err(error) = limiter.ping().await {
+            tracing::warn!(
+                %error,
+                on_error = ?http.rate_limit_on_redis_error,
+                "Redis at REDIS_URL does not answer; starting anyway"
+            );
+        }
+        limiter
     } else {
         tracing::warn!(
             "REDIS_URL is not set: rate limits are counted in this process, per replica"

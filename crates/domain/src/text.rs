@@ -167,19 +167,41 @@ impl Instructions {
     }
 }
 
-/// A tool's parameters: a JSON Schema object whose `type` is `"object"`.
+/// A tool's parameters: a JSON Schema object whose `type` is `"object"`,
+/// at most [`Parameters::MAX_BYTES`] of JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Value", into = "Value")]
 pub struct Parameters(Value);
 
 impl Parameters {
-    /// Checks that `value` is a JSON Schema for an object, free of U+0000.
+    /// The largest schema accepted, in bytes of compact JSON. Every agent
+    /// read carries the schemas of up to 64 tools, and every run sends them
+    /// to a provider: 16 KiB is ample for a function's arguments.
+    pub const MAX_BYTES: usize = 16 * 1024;
+
+    /// Checks that `value` is a JSON Schema for an object, free of U+0000,
+    /// whose `properties` (if any) is an object, and at most
+    /// [`Self::MAX_BYTES`] long.
     pub fn parse(value: Value) -> Result<Self, String> {
         let Some(object) = value.as_object() else {
             return Err("must be a JSON Schema object such as {\"type\": \"object\"}".into());
         };
         if object.get("type") != Some(&Value::String("object".into())) {
             return Err("must be a JSON Schema whose \"type\" is \"object\"".into());
+        }
+        // Providers refuse a function whose `properties` is anything else.
+        if object
+            .get("properties")
+            .is_some_and(|properties| !properties.is_object())
+        {
+            return Err("must have an object as \"properties\", one schema per argument".into());
+        }
+        let size = value.to_string().len();
+        if size > Self::MAX_BYTES {
+            return Err(format!(
+                "must be at most {} bytes (16 KiB) of compact JSON; this one is {size}",
+                Self::MAX_BYTES
+            ));
         }
         if contains_nul(&value) {
             return Err("must not contain the NUL character (U+0000)".into());
@@ -275,5 +297,24 @@ mod tests {
         assert!(Parameters::parse(serde_json::json!({"type": "string"})).is_err());
         assert!(Parameters::parse(serde_json::json!([])).is_err());
         assert!(Parameters::parse(serde_json::json!({"type": "object"})).is_ok());
+    }
+
+    #[test]
+    fn parameters_properties_must_be_an_object() {
+        let listed = serde_json::json!({"type": "object", "properties": ["city"]});
+        let mapped = serde_json::json!({"type": "object", "properties": {"city": {}}});
+
+        assert!(Parameters::parse(listed).is_err());
+        assert!(Parameters::parse(mapped).is_ok());
+    }
+
+    #[test]
+    fn parameters_are_at_most_16_kib_of_compact_json() {
+        // `{"type":"object","description":""}` is 34 bytes before the text.
+        let sized =
+            |text: usize| serde_json::json!({"type": "object", "description": "x".repeat(text)});
+
+        assert!(Parameters::parse(sized(Parameters::MAX_BYTES - 34)).is_ok());
+        assert!(Parameters::parse(sized(Parameters::MAX_BYTES - 33)).is_err());
     }
 }

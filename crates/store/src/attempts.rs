@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use domain::{ErrorCode, ExecutionError, Model, Prompt, Provider, RunJob, ToolCall, Usage};
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool, types::Json};
 use uuid::Uuid;
 
@@ -146,7 +147,8 @@ async fn exhaust(
 /// Writes the terminal results of attempts, on the caller's transaction,
 /// in one statement per kind of outcome. Returns the ids written; a run
 /// left out had moved on meanwhile (cancelled, or claimed again by a later
-/// attempt) and is unchanged.
+/// attempt) and is unchanged. Every text from a provider is made
+/// [`storable`] here, the one place it reaches the database.
 pub async fn finish(
     conn: &mut PgConnection,
     results: &[(&ClaimedRun, &Outcome)],
@@ -163,10 +165,9 @@ pub async fn finish(
             } => {
                 succeeded.ids.push(run.id);
                 succeeded.attempts.push(attempt);
-                succeeded.outputs.push(output.clone());
-                succeeded
-                    .tool_calls
-                    .push(serde_json::to_value(tool_calls).unwrap_or_default());
+                succeeded.outputs.push(storable(output));
+                let tool_calls = serde_json::to_value(tool_calls).unwrap_or_default();
+                succeeded.tool_calls.push(storable_json(&tool_calls));
                 succeeded
                     .input_tokens
                     .push(i32::try_from(usage.input_tokens).unwrap_or(i32::MAX));
@@ -178,7 +179,7 @@ pub async fn finish(
                 failed.ids.push(run.id);
                 failed.attempts.push(attempt);
                 failed.codes.push(error.code.as_str());
-                failed.messages.push(error.message.clone());
+                failed.messages.push(storable(&error.message));
             }
         }
     }
@@ -191,6 +192,29 @@ pub async fn finish(
         written.extend(failed.write(&mut *conn).await?);
     }
     Ok(written)
+}
+
+/// `text` with each U+0000 replaced by U+FFFD. PostgreSQL's text and jsonb
+/// cannot hold NUL: the API refuses it at its edge, but a model's reply or a
+/// provider's error may carry one, and a result that cannot be stored would
+/// leave its run `running`.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+/// [`storable`] applied to every string of a JSON value, keys included.
+fn storable_json(value: &Value) -> Value {
+    match value {
+        Value::String(text) => Value::String(storable(text)),
+        Value::Array(items) => Value::Array(items.iter().map(storable_json).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(key, value)| (storable(key), storable_json(value)))
+                .collect(),
+        ),
+        scalar => scalar.clone(),
+    }
 }
 
 /// Columns of successful results, bound as arrays.
@@ -282,6 +306,36 @@ pub async fn schedule_retry(
     Ok(true)
 }
 
+/// Gives back attempts a worker began but will not finish because it is
+/// shutting down, on the caller's transaction (the one handing their jobs
+/// back): each `(id, attempt)` still at that attempt goes back one, so the
+/// next claim begins the same attempt number again and a rolling restart
+/// cannot use up a run's attempts. `started_at` stays the first attempt's.
+/// Returns how many were given back; one that moved on meanwhile (finished,
+/// cancelled, or claimed by another worker) is left alone.
+pub async fn give_back(
+    conn: &mut PgConnection,
+    attempts: &[(Uuid, u32)],
+) -> Result<u64, StoreError> {
+    if attempts.is_empty() {
+        return Ok(0);
+    }
+    let (ids, numbers): (Vec<Uuid>, Vec<i32>) = attempts
+        .iter()
+        .map(|(id, attempt)| (*id, i32::try_from(*attempt).unwrap_or(i32::MAX)))
+        .unzip();
+    let given_back = sqlx::query(
+        "UPDATE executions AS e SET attempts = e.attempts - 1 \
+         FROM unnest($1::uuid[], $2::int[]) AS r(id, attempt) \
+         WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt",
+    )
+    .bind(ids)
+    .bind(numbers)
+    .execute(conn)
+    .await?;
+    Ok(given_back.rows_affected())
+}
+
 /// Of `ids`, those no longer running: a worker stops their attempts.
 pub async fn not_running(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
     Ok(
@@ -310,4 +364,28 @@ pub async fn sweep_overdue(
     .bind(message)
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn nul_becomes_the_replacement_character() {
+        assert_eq!(storable("a\0b\0"), "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(storable("plain"), "plain");
+    }
+
+    #[test]
+    fn nul_in_json_strings_and_keys_becomes_the_replacement_character() {
+        let value = json!([{"name": "look\0up", "arguments": {"k\0": ["v\0", 1, null]}}]);
+
+        let stored = storable_json(&value);
+
+        let expected =
+            json!([{"name": "look\u{FFFD}up", "arguments": {"k\u{FFFD}": ["v\u{FFFD}", 1, null]}}]);
+        assert_eq!(stored, expected);
+    }
 }

@@ -172,9 +172,10 @@ async fn finish(
 }
 
 /// Hands jobs this worker took but will not finish back to the queue at once
-/// (on shutdown), instead of leaving them to the orphan timeout.
+/// (on shutdown), instead of leaving them to the orphan timeout. On the
+/// caller's transaction, which gives their attempts back too.
 pub async fn release(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     worker: &WorkerContext,
     deliveries: &[Delivery],
 ) -> Result<u64, StoreError> {
@@ -182,8 +183,7 @@ pub async fn release(
         .iter()
         .map(|delivery| delivery.task_id.to_string())
         .collect();
-    let mut conn = pool.acquire().await?;
-    Ok(queries::reenqueue_abandoned(&mut *conn, RunJob::QUEUE, worker.name(), &ids).await?)
+    Ok(queries::reenqueue_abandoned(conn, RunJob::QUEUE, worker.name(), &ids).await?)
 }
 
 /// Hands back jobs the queue's table says this worker holds but the worker

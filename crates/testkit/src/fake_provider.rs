@@ -49,6 +49,9 @@ pub enum Behaviour {
     Malformed,
     /// Waits, then succeeds.
     Delay(Duration),
+    /// A normal reply whose text is the given content, which its tool call
+    /// (when tools were sent) carries too, as its one argument `text`.
+    Reply(String),
 }
 
 /// One request as the fake received it.
@@ -258,6 +261,7 @@ async fn handle(
             tokio::time::sleep(delay).await;
             wire.success(&body, &task)
         }
+        Behaviour::Reply(content) => wire.reply(&body, &content, &json!({"text": content})),
     }
 }
 
@@ -317,11 +321,17 @@ impl Wire {
 
     fn success(self, request: &Value, task: &str) -> Response {
         let output = format!("Fake reply to: {task}");
-        let usage = (word_count(request), words(&output));
-        let tool = first_tool_name(self, request);
+        self.reply(request, &output, &json!({"task": task}))
+    }
+
+    /// A reply with `output` as its text and, when tools were sent, one call
+    /// of the first with `arguments`.
+    fn reply(self, request: &Value, output: &str, arguments: &Value) -> Response {
+        let usage = (word_count(request), words(output));
+        let call = first_tool_name(self, request).map(|name| (name, arguments));
         let body = match self {
-            Wire::OpenAi => openai_completion(request, &output, tool, task, usage),
-            Wire::Anthropic => anthropic_message(request, &output, tool, task, usage),
+            Wire::OpenAi => openai_completion(request, output, call, usage),
+            Wire::Anthropic => anthropic_message(request, output, call, usage),
         };
         ok_json(body)
     }
@@ -353,15 +363,14 @@ fn ok_json(body: Value) -> Response {
 fn openai_completion(
     request: &Value,
     output: &str,
-    tool: Option<&str>,
-    task: &str,
+    call: Option<(&str, &Value)>,
     (input_tokens, output_tokens): (u64, u64),
 ) -> Value {
     let mut message = json!({"role": "assistant", "content": output});
     let mut finish_reason = "stop";
-    if let Some(name) = tool {
+    if let Some((name, arguments)) = call {
         // OpenAI sends arguments as a JSON document inside a string.
-        let arguments = json!({"task": task}).to_string();
+        let arguments = arguments.to_string();
         let function = json!({"name": name, "arguments": arguments});
         message["tool_calls"] =
             json!([{"id": "call_fake_1", "type": "function", "function": function}]);
@@ -385,14 +394,12 @@ fn openai_completion(
 fn anthropic_message(
     request: &Value,
     output: &str,
-    tool: Option<&str>,
-    task: &str,
+    call: Option<(&str, &Value)>,
     (input_tokens, output_tokens): (u64, u64),
 ) -> Value {
     let mut content = vec![json!({"type": "text", "text": output})];
     let mut stop_reason = "end_turn";
-    if let Some(name) = tool {
-        let input = json!({"task": task});
+    if let Some((name, input)) = call {
         content
             .push(json!({"type": "tool_use", "id": "toolu_fake_1", "name": name, "input": input}));
         stop_reason = "tool_use";

@@ -4,7 +4,8 @@
 //! It sleeps until NOTIFY says a job was inserted or the poll interval
 //! passes, whichever is first. On shutdown it stops taking jobs, gives the
 //! runs in flight the grace period to finish, then aborts the rest and hands
-//! their jobs back to the queue so another worker takes them at once.
+//! their jobs back to the queue so another worker takes them at once, with
+//! the attempts they began: a run cut short by a shutdown has not used one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use domain::RunJob;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use store::StoreError;
@@ -90,10 +91,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
 
     listener_task.abort();
-    wind_down(&shared, runs).await;
-    // The writer ends once the last handle is gone and what it has is written.
-    drop(writer);
-    let _ = writing.await;
+    wind_down(&shared, runs, writer, writing).await;
 }
 
 /// Fetches up to the number of free slots and starts a run for each job.
@@ -124,12 +122,11 @@ async fn take_jobs(
         }
     };
     let count = taken.len();
-    for ((delivery, run), permit) in taken.into_iter().zip(permits) {
+    for ((delivery, run, stop), permit) in taken.into_iter().zip(permits) {
         let (shared, writer) = (shared.clone(), writer.clone());
         runs.spawn(async move {
             match run {
                 Some(run) => {
-                    let stop = shared.inflight.hold(&delivery, Some(run.id));
                     execute::execute(&shared, &writer, delivery.clone(), run, stop).await;
                 }
                 // Finished, cancelled or exhausted: only the job's mark is left.
@@ -148,11 +145,12 @@ async fn take_jobs(
 /// that does not wait for the disk (see [`store::begin_relaxed`]). Each job
 /// is paired with its run when the run's next attempt began; a job whose
 /// run is done (or whose twin in the same batch got the claim) is paired
-/// with nothing.
+/// with nothing. Each is held in flight from here, with the token that
+/// stops its run.
 async fn take(
     shared: &Shared,
     wanted: usize,
-) -> Result<Vec<(Delivery, Option<ClaimedRun>)>, StoreError> {
+) -> Result<Vec<(Delivery, Option<ClaimedRun>, CancellationToken)>, StoreError> {
     let mut config = apalis_postgres::Config::default()
         .queue(RunJob::QUEUE)
         .heartbeat_interval(shared.config.heartbeat)
@@ -181,7 +179,6 @@ async fn take(
     Ok(deliveries
         .into_iter()
         .map(|delivery| {
-            shared.inflight.hold(&delivery, None);
             let index = claims
                 .runs
                 .iter()
@@ -190,7 +187,11 @@ async fn take(
             if run.is_none() {
                 metrics::counter!("agent_platform_jobs_total", "outcome" => "skipped").increment(1);
             }
-            (delivery, run)
+            // Held with its attempt before its task starts: a hard stop
+            // that aborts the task unstarted still gives the attempt back.
+            let attempt = run.as_ref().map(|run| (run.id, run.attempt));
+            let stop = shared.inflight.hold(&delivery, attempt);
+            (delivery, run, stop)
         })
         .collect())
 }
@@ -235,8 +236,13 @@ async fn connect_listener(shared: &Shared) -> Result<PgListener, sqlx::Error> {
 }
 
 /// Gives in-flight runs the grace period, then aborts what is left and hands
-/// those jobs back to the queue.
-async fn wind_down(shared: &Shared, mut runs: JoinSet<()>) {
+/// those jobs back to the queue, with the attempts they began.
+async fn wind_down(
+    shared: &Shared,
+    mut runs: JoinSet<()>,
+    writer: Writer,
+    writing: JoinHandle<()>,
+) {
     let in_flight = runs.len();
     if in_flight > 0 {
         tracing::info!(
@@ -249,17 +255,39 @@ async fn wind_down(shared: &Shared, mut runs: JoinSet<()>) {
         while runs.join_next().await.is_some() {}
     })
     .await;
-    if drained.is_ok() {
-        return;
+    if drained.is_err() {
+        runs.abort_all();
+        while runs.join_next().await.is_some() {}
     }
+    // The writer ends once the last handle is gone and what it has is
+    // written. Only then is anything handed back: a result already on its
+    // way must land before its job is re-enqueued, or the job would run
+    // again and the attempt behind that result would not count.
+    drop(writer);
+    let _ = writing.await;
+    if drained.is_err() {
+        hand_back(shared).await;
+    }
+}
 
-    runs.abort_all();
-    while runs.join_next().await.is_some() {}
-    let unfinished = shared.inflight.drain();
-    match store::queue::release(&shared.pool, &shared.context, &unfinished).await {
-        Ok(released) => {
+/// Hands the jobs still held back to the queue and gives back the attempts
+/// they had in progress, in one transaction: either the next worker begins
+/// the same attempt again, or (if this fails) the jobs wait for this
+/// worker's heartbeat to lapse and the attempts count, as after a crash.
+async fn hand_back(shared: &Shared) {
+    let (unfinished, attempts) = shared.inflight.drain();
+    let handing_back = async {
+        let mut tx = shared.pool.begin().await?;
+        let given_back = store::attempts::give_back(&mut tx, &attempts).await?;
+        let released = store::queue::release(&mut tx, &shared.context, &unfinished).await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>((released, given_back))
+    };
+    match handing_back.await {
+        Ok((released, attempts_given_back)) => {
             tracing::warn!(
                 released,
+                attempts_given_back,
                 "grace period over: handed unfinished runs back to the queue"
             );
         }

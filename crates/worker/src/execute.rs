@@ -15,7 +15,7 @@ use store::queue::Delivery;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::writer::{Next, Writer};
+use crate::writer::{Next, Writer, Written};
 use crate::{Shared, retry};
 
 /// What an attempt came to.
@@ -52,14 +52,21 @@ pub async fn execute(
         let started = Instant::now();
         let attempt = attempt(shared, &run, stop).await;
         let elapsed = started.elapsed();
+        shared.inflight.attempt_over(&delivery);
 
         let (label, next) = decide(shared, &run, attempt);
+        let writes_state = !matches!(next, Next::Nothing);
+        let written = writer.write(delivery, Some(run), next).await;
+        let label = match written {
+            Written::Stored | Written::Unchanged => label,
+            Written::FailedInstead => "failed",
+            // Logged by the writer; the job runs again and is counted then.
+            Written::Lost => return,
+        };
         metrics::histogram!("agent_platform_attempt_duration_seconds", "outcome" => label)
             .record(elapsed.as_secs_f64());
         metrics::counter!("agent_platform_jobs_total", "outcome" => label).increment(1);
-        let writes_state = !matches!(next, Next::Nothing);
-        let written = writer.write(delivery, Some(run), next).await;
-        if writes_state && !written {
+        if writes_state && written == Written::Unchanged {
             tracing::info!(
                 "the run moved on meanwhile (cancelled, or claimed again): result dropped"
             );

@@ -1,12 +1,14 @@
 //! The worker's own small HTTP server: `/healthz`, `/readyz` and `/metrics`,
-//! for probes and Prometheus.
+//! for probes and Prometheus. Readiness and errors answer in the API's
+//! shapes, so one probe or log pipeline reads both processes.
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
 use store::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -24,13 +26,29 @@ pub fn router(pool: PgPool, metrics: PrometheusHandle) -> Router {
                 async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
             }),
         )
+        .fallback(not_found)
 }
 
+/// 200 when PostgreSQL answers, else 503: the worker needs nothing else.
 async fn readyz(State(pool): State<PgPool>) -> impl IntoResponse {
-    match store::ping(&pool).await {
+    let (status, state) = match store::ping(&pool).await {
         Ok(()) => (StatusCode::OK, "ok"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "postgres unavailable"),
-    }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    (status, Json(json!({"status": state, "postgres": state})))
+}
+
+/// A problem-details 404, as the API answers one.
+async fn not_found(uri: Uri) -> Response {
+    let body = json!({
+        "type": "urn:agent-platform:problem:not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "Nothing exists at this path; the worker serves /healthz, /readyz and /metrics.",
+        "instance": uri.path(),
+    });
+    let content_type = [(header::CONTENT_TYPE, "application/problem+json")];
+    (StatusCode::NOT_FOUND, content_type, body.to_string()).into_response()
 }
 
 /// Serves `router` on `listener` until `stop`.

@@ -1,5 +1,6 @@
 //! The runs this worker holds, so it can stop one the client cancelled and,
-//! on a hard stop, hand the unfinished ones back to the queue.
+//! on a hard stop, hand the unfinished ones back to the queue with the
+//! attempts they began.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,9 +24,10 @@ pub struct InFlight {
 
 struct Entry {
     delivery: Delivery,
-    /// Set once the run is claimed: only then can a status other than
-    /// `running` mean it was cancelled.
-    running: Option<Uuid>,
+    /// The execution and the attempt begun for it, while that attempt is in
+    /// progress: only then can a status other than `running` mean it was
+    /// cancelled, and only then is there an attempt to give back.
+    attempt: Option<(Uuid, u32)>,
     stop: CancellationToken,
 }
 
@@ -35,17 +37,26 @@ impl InFlight {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records a job this worker holds, and the execution it is running for
-    /// it, if any; the token is cancelled when that run should stop.
-    pub fn hold(&self, delivery: &Delivery, running: Option<Uuid>) -> CancellationToken {
+    /// Records a job this worker holds, and the execution and attempt it
+    /// began for it, if any; the token is cancelled when that run should stop.
+    pub fn hold(&self, delivery: &Delivery, attempt: Option<(Uuid, u32)>) -> CancellationToken {
         let stop = CancellationToken::new();
         let entry = Entry {
             delivery: delivery.clone(),
-            running,
+            attempt,
             stop: stop.clone(),
         };
         self.lock().insert(delivery.task_id.to_string(), entry);
         stop
+    }
+
+    /// Notes that a job's attempt is over and its result on its way to the
+    /// writer: from now on a hard stop leaves that attempt counted, since
+    /// its result may well be written.
+    pub fn attempt_over(&self, delivery: &Delivery) {
+        if let Some(entry) = self.lock().get_mut(&delivery.task_id.to_string()) {
+            entry.attempt = None;
+        }
     }
 
     /// Forgets a job that is finished with.
@@ -53,24 +64,28 @@ impl InFlight {
         self.lock().remove(&delivery.task_id.to_string());
     }
 
-    /// Takes every job still held, for handing back on a hard stop.
-    pub fn drain(&self) -> Vec<Delivery> {
-        self.lock()
-            .drain()
-            .map(|(_, entry)| entry.delivery)
-            .collect()
+    /// Takes every job still held, for handing back on a hard stop, with
+    /// the attempts still in progress among them.
+    pub fn drain(&self) -> (Vec<Delivery>, Vec<(Uuid, u32)>) {
+        let entries: Vec<Entry> = self.lock().drain().map(|(_, entry)| entry).collect();
+        let attempts = entries.iter().filter_map(|entry| entry.attempt).collect();
+        let jobs = entries.into_iter().map(|entry| entry.delivery).collect();
+        (jobs, attempts)
     }
 
     fn running(&self) -> Vec<Uuid> {
         self.lock()
             .values()
-            .filter_map(|entry| entry.running)
+            .filter_map(|entry| entry.attempt.map(|(id, _)| id))
             .collect()
     }
 
     fn stop(&self, executions: &[Uuid]) {
         for entry in self.lock().values() {
-            if entry.running.is_some_and(|id| executions.contains(&id)) {
+            if entry
+                .attempt
+                .is_some_and(|(id, _)| executions.contains(&id))
+            {
                 entry.stop.cancel();
             }
         }

@@ -8,12 +8,21 @@
 //! |---|---|---|---|
 //! | — | `queued` | API | a run is accepted; its job is pushed in the same transaction |
 //! | `queued` | `running` | worker, claim | it takes the job; `attempts` becomes 1 |
-//! | `running` | `running` | worker, claim | the next attempt begins (a retry, or a redelivery after a worker died); `attempts` + 1 |
+//! | `running` | `running` | worker, claim | the next attempt begins (a retry, or a redelivery after a worker died or handed the job back); `attempts` + 1 |
+//! | `running` | `running` | worker, shutdown | the grace period ran out mid-attempt: the job is handed back and the attempt with it; `attempts` − 1 |
 //! | `running` | `succeeded` | worker | the model replied |
 //! | `running` | `failed` | worker | a permanent provider error, or the last attempt's transient one |
 //! | `running` | `failed` | worker, claim | a redelivered job whose last attempt had already begun |
 //! | `running` | `failed` | sweeper | still running past `RUN_DEADLINE_SECS` |
 //! | `queued`, `running` | `cancelled` | API | the client cancels, or deletes the agent (queued only) |
+//!
+//! An attempt cut short by a shutdown (SIGTERM past the grace period) is
+//! given back, so rolling restarts cannot use up a run's attempts; a worker
+//! that dies (SIGKILL, a crash, a lost node) cannot give anything back, and
+//! its attempt counts. `started_at` stays the first attempt's either way. An
+//! outcome the database refuses (not for an outage) is replaced by a
+//! failure of our own wording (`internal` for a reply), so no run stays
+//! `running` because of what it holds.
 //!
 //! Terminal states never change. Every worker write is guarded by the status
 //! and attempt it claimed (`WHERE status = 'running' AND attempts = $n`), so
@@ -107,6 +116,8 @@ struct Shared {
 /// lets in-flight runs finish within the grace period and hands the rest
 /// back to the queue. With a `health` listener it also serves `/healthz`,
 /// `/readyz` and `/metrics` (rendered from the given registry) there.
+/// Metrics go to the global recorder: install it before calling this, so
+/// the counters registered at start-up land in it.
 pub async fn run(
     pool: PgPool,
     adapters: Adapters,
@@ -128,6 +139,7 @@ pub async fn run(
         providers,
     });
     tracing::info!(worker = %name, concurrency = shared.config.concurrency, "worker starting");
+    upkeep::register_counters();
 
     store::queue::register_worker(&shared.pool, &shared.context).await?;
     let background = CancellationToken::new();

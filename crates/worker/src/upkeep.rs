@@ -21,6 +21,14 @@ const STRAY_AFTER: Duration = Duration::from_mins(1);
 /// executions table is the history.
 const FINISHED_JOB_RETENTION: Duration = Duration::from_hours(1);
 
+/// Registers this module's counters at zero. Prometheus shows a counter only
+/// once it exists, and these count rare events: registered now, a dashboard
+/// or an alert on them works before the first one happens.
+pub fn register_counters() {
+    metrics::counter!("agent_platform_jobs_recovered_total").increment(0);
+    metrics::counter!("agent_platform_runs_overdue_total").increment(0);
+}
+
 /// Beats every `config.heartbeat` until `stop`, on its own timer so a worker
 /// busy with slow provider calls still counts as alive. Each beat also
 /// re-enqueues the jobs of workers silent past the orphan timeout, and

@@ -34,10 +34,11 @@ pub struct CreateAgent {
     description: Description,
     /// Extra system prompt, 0-32768 characters (default empty).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 32768)]
+    #[schema(value_type = Option<String>, nullable = false, max_length = 32768)]
     instructions: Option<Instructions>,
     /// Distinct ids of your tools, at most 64 (default none).
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, max_items = 64)]
     tool_ids: Option<Vec<Uuid>>,
 }
 
@@ -47,22 +48,23 @@ pub struct CreateAgent {
 pub struct UpdateAgent {
     /// A new name.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[schema(value_type = Option<String>, nullable = false, min_length = 1, max_length = 100)]
     name: Option<AgentName>,
     /// A new role.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 200)]
+    #[schema(value_type = Option<String>, nullable = false, min_length = 1, max_length = 200)]
     role: Option<Role>,
     /// A new description.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 4096)]
+    #[schema(value_type = Option<String>, nullable = false, min_length = 1, max_length = 4096)]
     description: Option<Description>,
     /// New instructions.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, max_length = 32768)]
+    #[schema(value_type = Option<String>, nullable = false, max_length = 32768)]
     instructions: Option<Instructions>,
     /// The new set of tools (replaces the old; `[]` clears it).
     #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false, max_items = 64)]
     tool_ids: Option<Vec<Uuid>>,
 }
 
@@ -72,8 +74,10 @@ pub struct UpdateAgent {
 #[into_params(parameter_in = Query)]
 pub struct ListAgents {
     /// 1-based page number (1-1,000,000, default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u32>,
     /// Items per page (1-100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only the agent with this exact name.
     name: Option<String>,
@@ -159,7 +163,8 @@ fn unknown_tools(tool_ids: &[Uuid]) -> impl FnOnce(StoreError) -> ApiError + '_ 
 }
 
 /// Create an agent.
-#[utoipa::path(post, path = "/agents", tag = "agents", request_body = CreateAgent,
+#[utoipa::path(post, path = "/agents", tag = "agents",
+    operation_id = "create_agent", request_body = CreateAgent,
     responses(
         (status = 201, description = "Created", body = Agent, headers(("Location" = String))),
         (status = 409, description = "The name is taken", body = ProblemBody, content_type = "application/problem+json"),
@@ -193,7 +198,8 @@ pub async fn create(
 }
 
 /// List your agents, by name.
-#[utoipa::path(get, path = "/agents", tag = "agents", params(ListAgents),
+#[utoipa::path(get, path = "/agents", tag = "agents",
+    operation_id = "list_agents", params(ListAgents),
     responses(
         (status = 200, description = "A page of agents", body = Paged<Agent>),
         (status = 404, description = "`tool_name` names no tool", body = ProblemBody, content_type = "application/problem+json"),
@@ -220,6 +226,7 @@ pub async fn list(
 
 /// Get an agent, with its tools, by id or name.
 #[utoipa::path(get, path = "/agents/{ref}", tag = "agents",
+    operation_id = "get_agent",
     params(("ref" = String, Path, description = "The agent's id or name")),
     responses(
         (status = 200, description = "The agent", body = Agent),
@@ -237,7 +244,8 @@ pub async fn get(
 }
 
 /// Change some of an agent's fields; `tool_ids` replaces its tools.
-#[utoipa::path(put, path = "/agents/{ref}", tag = "agents", request_body = UpdateAgent,
+#[utoipa::path(put, path = "/agents/{ref}", tag = "agents",
+    operation_id = "update_agent", request_body = UpdateAgent,
     params(("ref" = String, Path, description = "The agent's id or name")),
     responses(
         (status = 200, description = "The agent as it is now", body = Agent),
@@ -281,6 +289,7 @@ pub async fn update(
 
 /// Delete an agent. Its history stays; its queued runs are cancelled.
 #[utoipa::path(delete, path = "/agents/{ref}", tag = "agents",
+    operation_id = "delete_agent",
     params(("ref" = String, Path, description = "The agent's id or name")),
     responses(
         (status = 204, description = "Deleted"),

@@ -21,8 +21,10 @@ use crate::extract::{PathId, Query, no_query};
 #[into_params(parameter_in = Query)]
 pub struct ListExecutions {
     /// 1-based page number (1-1,000,000, default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u32>,
     /// Items per page (1-100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only runs of this agent id (a deleted agent's id still finds them).
     agent_id: Option<Uuid>,
@@ -50,7 +52,8 @@ fn not_found(id: Option<Uuid>) -> ApiError {
 }
 
 /// List your executions, newest first.
-#[utoipa::path(get, path = "/executions", tag = "runs", params(ListExecutions),
+#[utoipa::path(get, path = "/executions", tag = "runs",
+    operation_id = "list_executions", params(ListExecutions),
     responses(
         (status = 200, description = "A page of executions", body = Paged<Execution>),
         (status = 422, description = "Invalid query", body = ProblemBody, content_type = "application/problem+json"),
@@ -78,6 +81,7 @@ pub async fn list(
 
 /// Get an execution; `?include=request` adds what the model was sent.
 #[utoipa::path(get, path = "/executions/{id}", tag = "runs",
+    operation_id = "get_execution",
     params(("id" = Uuid, Path, description = "The execution's id"), GetExecution),
     responses(
         (status = 200, description = "The execution", body = Execution),
@@ -103,6 +107,7 @@ pub async fn get(
 
 /// Cancel a queued or running execution.
 #[utoipa::path(post, path = "/executions/{id}/cancel", tag = "runs",
+    operation_id = "cancel_execution",
     params(("id" = Uuid, Path, description = "The execution's id")),
     responses(
         (status = 202, description = "Cancelled", body = Execution),

@@ -58,6 +58,7 @@ pub struct ModelList {
 
 /// List the models a run may ask for.
 #[utoipa::path(get, path = "/models", tag = "runs",
+    operation_id = "list_models",
     responses((status = 200, description = "The supported models", body = ModelList)))]
 pub async fn list(State(state): State<AppState>, uri: Uri) -> Result<Json<ModelList>, ApiError> {
     no_query(&uri)?;

@@ -33,23 +33,26 @@ pub struct RunRequest {
     task: Task,
     /// `gpt-4o` (default), `gpt-4-turbo` or `claude-3-opus`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Model>)]
+    #[schema(value_type = Option<Model>, nullable = false)]
     model: Option<Model>,
 }
 
 /// Run an agent on a task. Poll the execution it answers with until done.
-#[utoipa::path(post, path = "/agents/{ref}/run", tag = "runs", request_body = RunRequest,
+#[utoipa::path(post, path = "/agents/{ref}/run", tag = "runs",
+    operation_id = "run_agent", request_body = RunRequest,
     params(
         ("ref" = String, Path, description = "The agent's id or name"),
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false,
+            min_length = 1, max_length = 255,
             description = "1-255 characters; a retry with the same key and body replays the first answer"),
     ),
     responses(
         (status = 202, description = "Accepted and queued (or replayed)", body = Execution,
-            headers(("Location" = String), ("Idempotent-Replayed" = Option<String>))),
+            headers(("Location" = String),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay; absent otherwise"))),
         (status = 404, description = "No such agent", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid body or key reused for another request", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 429, description = "Run limit reached", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "Request or run limit reached", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn run(
     State(state): State<AppState>,
@@ -109,9 +112,16 @@ pub async fn run(
 
 /// The `Idempotency-Key` header, if sent and valid.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "is sent more than once; send one key",
+        ));
+    }
     let key = value
         .to_str()
         .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII text"))?;

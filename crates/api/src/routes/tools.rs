@@ -26,10 +26,11 @@ pub struct CreateTool {
     /// What the tool does, 1-4096 characters.
     #[schema(value_type = String, min_length = 1, max_length = 4096)]
     description: Description,
-    /// JSON Schema of the arguments, `type` `object`; default
+    /// JSON Schema of the arguments: `type` `object`, `properties` (if
+    /// given) an object, at most 16 KiB of compact JSON; default
     /// `{"type":"object","properties":{}}`.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, nullable = false)]
     parameters: Option<Parameters>,
 }
 
@@ -39,15 +40,16 @@ pub struct CreateTool {
 pub struct UpdateTool {
     /// A new name.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
+    #[schema(value_type = Option<String>, nullable = false, min_length = 1, max_length = 64,
+        pattern = "^[A-Za-z0-9_-]+$")]
     name: Option<ToolName>,
     /// A new description.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 4096)]
+    #[schema(value_type = Option<String>, nullable = false, min_length = 1, max_length = 4096)]
     description: Option<Description>,
-    /// New parameters.
+    /// New parameters, under the same rules as on creation.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, nullable = false)]
     parameters: Option<Parameters>,
 }
 
@@ -57,8 +59,10 @@ pub struct UpdateTool {
 #[into_params(parameter_in = Query)]
 pub struct ListTools {
     /// 1-based page number (1-1,000,000, default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u32>,
     /// Items per page (1-100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only the tool with this exact name.
     name: Option<String>,
@@ -85,7 +89,8 @@ fn not_found(reference: &Ref) -> ApiError {
 }
 
 /// Create a tool.
-#[utoipa::path(post, path = "/tools", tag = "tools", request_body = CreateTool,
+#[utoipa::path(post, path = "/tools", tag = "tools",
+    operation_id = "create_tool", request_body = CreateTool,
     responses(
         (status = 201, description = "Created", body = Tool, headers(("Location" = String))),
         (status = 409, description = "The name is taken", body = ProblemBody, content_type = "application/problem+json"),
@@ -111,7 +116,8 @@ pub async fn create(
 }
 
 /// List your tools, by name.
-#[utoipa::path(get, path = "/tools", tag = "tools", params(ListTools),
+#[utoipa::path(get, path = "/tools", tag = "tools",
+    operation_id = "list_tools", params(ListTools),
     responses(
         (status = 200, description = "A page of tools", body = Paged<Tool>),
         (status = 404, description = "`agent_name` names no agent", body = ProblemBody, content_type = "application/problem+json"),
@@ -138,6 +144,7 @@ pub async fn list(
 
 /// Get a tool by id or name.
 #[utoipa::path(get, path = "/tools/{ref}", tag = "tools",
+    operation_id = "get_tool",
     params(("ref" = String, Path, description = "The tool's id or name")),
     responses(
         (status = 200, description = "The tool", body = Tool),
@@ -155,7 +162,8 @@ pub async fn get(
 }
 
 /// Change some of a tool's fields.
-#[utoipa::path(put, path = "/tools/{ref}", tag = "tools", request_body = UpdateTool,
+#[utoipa::path(put, path = "/tools/{ref}", tag = "tools",
+    operation_id = "update_tool", request_body = UpdateTool,
     params(("ref" = String, Path, description = "The tool's id or name")),
     responses(
         (status = 200, description = "The tool as it is now", body = Tool),
@@ -189,6 +197,7 @@ pub async fn update(
 
 /// Delete a tool no agent uses.
 #[utoipa::path(delete, path = "/tools/{ref}", tag = "tools",
+    operation_id = "delete_tool",
     params(("ref" = String, Path, description = "The tool's id or name")),
     responses(
         (status = 204, description = "Deleted"),
