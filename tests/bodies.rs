@@ -179,19 +179,46 @@ async fn null_for_any_field_is_a_422_naming_it() {
     app.create_tool(&key, "existing").await;
     app.create_agent(&key, "Existing", &[]).await;
     let agent = json!({"name": "Researcher", "role": "r", "description": "d"});
+    // The advice differs: a required field needs a value, an optional one
+    // is better left out.
+    let (required, optional) = ("it is required", "leave the field out");
     let cases = [
-        (Method::POST, "/tools", tool(), "name"),
-        (Method::POST, "/tools", tool(), "parameters"),
-        (Method::PUT, "/tools/existing", json!({}), "description"),
-        (Method::PUT, "/tools/existing", json!({}), "parameters"),
-        (Method::POST, "/agents", agent.clone(), "role"),
-        (Method::POST, "/agents", agent.clone(), "instructions"),
-        (Method::POST, "/agents", agent, "tool_ids"),
-        (Method::PUT, "/agents/Existing", json!({}), "name"),
-        (Method::PUT, "/agents/Existing", json!({}), "tool_ids"),
+        (Method::POST, "/tools", tool(), "name", required),
+        (Method::POST, "/tools", tool(), "parameters", optional),
+        (
+            Method::PUT,
+            "/tools/existing",
+            json!({}),
+            "description",
+            optional,
+        ),
+        (
+            Method::PUT,
+            "/tools/existing",
+            json!({}),
+            "parameters",
+            optional,
+        ),
+        (Method::POST, "/agents", agent.clone(), "role", required),
+        (
+            Method::POST,
+            "/agents",
+            agent.clone(),
+            "instructions",
+            optional,
+        ),
+        (Method::POST, "/agents", agent, "tool_ids", optional),
+        (Method::PUT, "/agents/Existing", json!({}), "name", optional),
+        (
+            Method::PUT,
+            "/agents/Existing",
+            json!({}),
+            "tool_ids",
+            optional,
+        ),
     ];
 
-    for (method, path, mut body, field) in cases {
+    for (method, path, mut body, field, advice) in cases {
         body[field] = Value::Null;
 
         let reply = app
@@ -202,7 +229,9 @@ async fn null_for_any_field_is_a_422_naming_it() {
             .await;
 
         assert_eq!(reply.invalid_fields(), [field], "{method} {path} {body}");
-        assert!(reply.detail(422).contains("null"), "{}", reply.text);
+        let detail = reply.detail(422);
+        assert!(detail.contains("null"), "{}", reply.text);
+        assert!(detail.contains(advice), "{method} {path}: {detail}");
     }
     app.stop().await;
 }
@@ -352,6 +381,27 @@ async fn malformed_json_is_a_400() {
 }
 
 #[tokio::test]
+async fn valid_json_nested_too_deep_is_a_422_not_a_400() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let body = format!(
+        r#"{{"name": "deep", "description": "d", "parameters": {{"type": "object", "p": {deep}}}}}"#
+    );
+
+    let reply = app
+        .call(Method::POST, "/tools")
+        .key(&key)
+        .raw("application/json", body)
+        .send()
+        .await;
+
+    assert_eq!(reply.invalid_fields(), ["body"]);
+    assert!(reply.detail(422).contains("128 levels"), "{}", reply.text);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_body_over_1_mib_is_a_413() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;
@@ -481,8 +531,14 @@ async fn a_body_without_a_json_content_type_is_a_415() {
         .raw("application/x-www-form-urlencoded", "name=search")
         .send()
         .await;
+    let merge_patch = app
+        .call(Method::POST, "/tools")
+        .key(&key)
+        .raw("application/merge-patch+json", body.clone())
+        .send()
+        .await;
 
-    for reply in [untyped, text, form] {
+    for reply in [untyped, text, form, merge_patch] {
         assert!(
             reply.detail(415).contains("application/json"),
             "{}",

@@ -336,6 +336,20 @@ async fn demo_tenants_twice_is_idempotent_and_their_keys_work() {
 }
 
 #[tokio::test]
+async fn demo_tenants_restores_a_revoked_demo_key() {
+    let app = TestApp::start().await;
+    admin(&app.db.url, &["demo-tenants"]);
+    admin(&app.db.url, &["keys", "revoke", "--prefix", "tenant_c"]);
+
+    admin(&app.db.url, &["demo-tenants"]);
+
+    let keys = admin(&app.db.url, &["keys", "list", "--tenant", "tenant_c"]);
+    assert!(keys.trim_end().ends_with(" -"), "{keys}");
+    app.get("tenant_c", "/tools").await.expect(200);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn demo_tenants_see_only_their_own_data() {
     let app = TestApp::start().await;
     admin(&app.db.url, &["demo-tenants"]);

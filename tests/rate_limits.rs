@@ -298,6 +298,38 @@ async fn headers_report_the_policies_on_success_errors_and_refusals() {
 }
 
 #[tokio::test]
+async fn a_run_refused_by_the_request_limit_reports_both_policies_and_waits_for_both() {
+    let app = app().await;
+    // Three requests: the agent's creation, a run and a list.
+    let key = tenant_with(&app, limit(1, 60), limit(3, 30)).await;
+    run(&app, &key).await.expect(202);
+    app.call(Method::GET, "/tools")
+        .key(&key)
+        .send()
+        .await
+        .expect(200);
+
+    let refused = run(&app, &key).await;
+
+    assert!(refused.detail(429).contains("request limit"), "{refused:?}");
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some("\"requests\";q=3;w=30, \"runs\";q=1;w=60")
+    );
+    let state = refused.header("ratelimit").unwrap();
+    let runs_reset: u64 = state
+        .split("\"runs\";r=0;t=")
+        .nth(1)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no spent runs policy in {state}"));
+    // The request slot frees within 30 s, the run slot only after about
+    // 60: a client waiting less than the longer would be refused again.
+    assert!(runs_reset > 30, "{state}");
+    assert_eq!(retry_after(&refused), runs_reset);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn while_redis_is_away_allow_mode_admits_and_limiting_resumes_after() {
     let proxy = TcpProxy::start(redis_address().await).await;
     let app = app_on_redis(

@@ -241,14 +241,19 @@ async fn an_unknown_model_is_a_422_listing_the_supported_ones() {
     let unknown = app
         .submit(&key, "Ada", &json!({"task": "Hi", "model": "gpt-5"}))
         .await;
+    let not_a_name = app
+        .submit(&key, "Ada", &json!({"task": "Hi", "model": ["gpt-4o"]}))
+        .await;
     let null = app
         .submit(&key, "Ada", &json!({"task": "Hi", "model": null}))
         .await;
 
-    assert_eq!(unknown.invalid_fields(), ["model"]);
-    let detail = unknown.detail(422);
-    for model in ["gpt-4o", "gpt-4-turbo", "claude-3-opus"] {
-        assert!(detail.contains(model), "{detail}");
+    for reply in [unknown, not_a_name] {
+        assert_eq!(reply.invalid_fields(), ["model"]);
+        let detail = reply.detail(422);
+        for model in ["gpt-4o", "gpt-4-turbo", "claude-3-opus"] {
+            assert!(detail.contains(model), "{detail}");
+        }
     }
     assert_eq!(null.invalid_fields(), ["model"]);
     app.stop().await;

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _};
 use utoipa_redoc::{Redoc, Servable};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::{ApiError, Problem};
 
@@ -139,7 +139,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>(mut openapi: OpenApi) -> Router<
     let redoc = Redoc::with_url("/redoc", openapi.clone())
         .custom_html(include_str!("../assets/redoc/index.html"));
     Router::new()
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(
+            SwaggerUi::new("/docs")
+                .url("/openapi.json", openapi)
+                // Swagger UI's default validator badge is an image fetched
+                // from validator.swagger.io on any non-local host.
+                .config(Config::default().validator_url("none")),
+        )
         .merge(redoc)
         .route("/redoc/redoc.standalone.js", get(redoc_js))
         .layer(middleware::map_response(problem_for_bare_404))

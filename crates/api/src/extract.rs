@@ -40,11 +40,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|_| ApiError::PayloadTooLarge)?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|error| {
-            ApiError::MalformedJson(format!(
-                "The body is not valid JSON ({error}); fix its syntax."
-            ))
-        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|error| not_json(&error))?;
         if !value.is_object() {
             return Err(ApiError::invalid("body", "must be a JSON object"));
         }
@@ -53,6 +49,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         }
         from_value(value).map(Json)
     }
+}
+
+/// A body the parser refused: broken JSON is a 400, but JSON nested deeper
+/// than the parser's limit of 128 levels is valid, only more than we take.
+fn not_json(error: &serde_json::Error) -> ApiError {
+    if error.to_string().starts_with("recursion limit exceeded") {
+        return ApiError::invalid("body", "nests arrays and objects over 128 levels deep");
+    }
+    ApiError::MalformedJson(format!(
+        "The body is not valid JSON ({error}); fix its syntax."
+    ))
 }
 
 /// The first top-level field of a JSON object given twice. A [`Value`]
@@ -110,8 +117,9 @@ fn declares_json(request: &Request) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
+    // Only JSON itself: a `+json` type such as merge-patch promises
+    // semantics this API does not implement.
     essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
@@ -164,8 +172,13 @@ fn join(path: &str, field: &str) -> String {
 
 /// serde's wording names Rust types; say what the client should send.
 fn friendly(message: &str) -> String {
+    // `present` says exactly this of an optional field; serde adds what it
+    // expected for a required one.
+    if message == NULL_OPTIONAL {
+        return "must not be null; leave the field out instead".to_owned();
+    }
     if message.starts_with("invalid type: null") {
-        return "must not be null; leave the field out to keep its default".to_owned();
+        return "must not be null; it is required".to_owned();
     }
     if message.contains("UUID parsing failed")
         || message.contains("invalid character") && message.contains("UUID")
@@ -181,6 +194,9 @@ fn friendly(message: &str) -> String {
     }
     message.to_owned()
 }
+
+/// What [`present`] reports of a `null`.
+const NULL_OPTIONAL: &str = "invalid type: null";
 
 /// A field that may be left out but never given as `null`:
 /// `#[serde(default, deserialize_with = "present")]`.
@@ -199,7 +215,7 @@ where
         }
 
         fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Err(E::custom("invalid type: null"))
+            Err(E::custom(NULL_OPTIONAL))
         }
 
         fn visit_some<D2: Deserializer<'de>>(
@@ -242,6 +258,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
                 ApiError::invalid_fields(vec![field_error(&path, &error.into_inner().to_string())])
             })
     }
+}
+
+/// A whole-number query parameter whose range is checked afterwards. Too
+/// many digits for a `u32` read as `u32::MAX` and a negative number as 0,
+/// so that the range check, not the parser, tells the client what is
+/// allowed: `#[serde(default, deserialize_with = "whole_number")]`.
+pub fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, text.as_str()),
+    };
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(serde::de::Error::custom("must be a whole number"));
+    }
+    if negative {
+        return Ok(Some(0));
+    }
+    Ok(Some(digits.parse().unwrap_or(u32::MAX)))
 }
 
 /// For routes that take no query parameters: any given is unknown, a 422

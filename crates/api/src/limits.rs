@@ -94,7 +94,7 @@ impl RateLimits {
         if decision.admitted {
             Ok(decision.permit)
         } else {
-            Err(refusal(&decision))
+            Err(refusal(&decision, None))
         }
     }
 
@@ -162,9 +162,15 @@ fn policy(name: PolicyName, limit: Limit) -> Policy {
     }
 }
 
-fn refusal(decision: &Decision) -> ApiError {
+/// The 429 for a refused `decision`. A run refused by the request limit
+/// waits for its run limit too (`runs`, when that is also spent), so the
+/// longer of the two waits is the one that gets it admitted.
+fn refusal(decision: &Decision, runs: Option<&Decision>) -> ApiError {
     let policy = &decision.policy;
-    let retry_after_secs = decision.reset_secs();
+    let retry_after_secs = runs
+        .filter(|runs| !runs.admitted)
+        .map_or(0, Decision::reset_secs)
+        .max(decision.reset_secs());
     ApiError::RateLimited {
         detail: format!(
             "The {} limit of {} per {} s is reached; retry in {retry_after_secs} s.",
@@ -195,16 +201,23 @@ pub async fn limit_requests(
         Ok(decision) => decision,
         Err(error) => return error.into_response(),
     };
-    if let Some(decision) = requests.as_ref().filter(|decision| !decision.admitted) {
-        let mut response = refusal(decision).into_response();
-        report(response.headers_mut(), Some(decision), None);
-        return response;
-    }
-
     let is_run = request
         .extensions()
         .get::<MatchedPath>()
         .is_some_and(|path| path.as_str() == RUN_ROUTE);
+    if let Some(decision) = requests.as_ref().filter(|decision| !decision.admitted) {
+        let runs = if is_run {
+            limits
+                .peek(&tenant, PolicyName::Runs, tenant.limits.runs)
+                .await
+        } else {
+            None
+        };
+        let mut response = refusal(decision, runs.as_ref()).into_response();
+        report(response.headers_mut(), Some(decision), runs.as_ref());
+        return response;
+    }
+
     let quota = RunQuota::default();
     request.extensions_mut().insert(quota.clone());
     let mut response = next.run(request).await;

@@ -3,13 +3,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-/// A supported model, by the name clients use. Reading one from JSON says
-/// which names are supported when it fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
-#[serde(try_from = "String")]
+/// A supported model, by the name clients use.
+//
+// Reading one from JSON lists the supported names when it fails, whatever
+// was sent instead (see the `Deserialize` impl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, ToSchema)]
 pub enum Model {
     /// OpenAI GPT-4o, the default.
     #[default]
@@ -56,11 +58,25 @@ impl fmt::Display for Model {
     }
 }
 
-impl TryFrom<String> for Model {
-    type Error = String;
+impl<'de> Deserialize<'de> for Model {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ModelName;
 
-    fn try_from(value: String) -> Result<Self, String> {
-        value.parse()
+        impl Visitor<'_> for ModelName {
+            type Value = Model;
+
+            // serde puts this after "expected" when a number, a list or an
+            // object arrives, so a wrong type lists the models too.
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                write!(formatter, "one of {}", Model::supported_list())
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Model, E> {
+                value.parse().map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(ModelName)
     }
 }
 
@@ -141,6 +157,15 @@ mod tests {
         let error = "gpt-5".parse::<Model>().unwrap_err();
         assert!(
             error.contains("gpt-4o, gpt-4-turbo, claude-3-opus"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_model_of_the_wrong_type_is_refused_with_the_supported_list() {
+        let error = serde_json::from_str::<Model>("5").unwrap_err().to_string();
+        assert!(
+            error.contains("expected one of gpt-4o, gpt-4-turbo, claude-3-opus"),
             "{error}"
         );
     }

@@ -126,7 +126,8 @@ pub async fn set_limits(
 }
 
 /// Creates (or resets) a demo tenant whose API key is its own name. Running
-/// it again changes nothing but the run limit back to `runs`.
+/// it again changes nothing but the run limit, back to `runs`, and the key,
+/// un-revoked: afterwards the demo works as documented, whatever was done.
 pub async fn ensure_demo(pool: &PgPool, name: &str, runs: Limit) -> Result<Tenant, StoreError> {
     let mut tx = pool.begin().await?;
     let row: TenantRow = sqlx::query_as(concat!(
@@ -145,7 +146,7 @@ pub async fn ensure_demo(pool: &PgPool, name: &str, runs: Limit) -> Result<Tenan
     let key = ApiKey::from_clear(name);
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, key_hash, prefix) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (key_hash) DO NOTHING",
+         ON CONFLICT (key_hash) DO UPDATE SET revoked_at = NULL",
     )
     .bind(Uuid::now_v7())
     .bind(row.id)

@@ -22,9 +22,11 @@ use crate::extract::{PathId, Query, no_query};
 pub struct ListExecutions {
     /// 1-based page number (1-1,000,000, default 1).
     #[param(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     page: Option<u32>,
     /// Items per page (1-100, default 20).
     #[param(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     page_size: Option<u32>,
     /// Only runs of this agent id (a deleted agent's id still finds them).
     agent_id: Option<Uuid>,
