@@ -155,6 +155,9 @@ async fn an_agent_name_that_parses_as_a_uuid_is_a_422_on_create() {
         id.simple().to_string(),
         id.braced().to_string(),
         id.urn().to_string(),
+        format!("{{{}}}", id.simple()),
+        format!("urn:uuid:{}", id.simple()),
+        format!("URN:UUID:{}", id.hyphenated()).to_uppercase(),
     ];
 
     for form in forms {

@@ -359,6 +359,39 @@ async fn nul_in_a_path_is_a_422() {
 }
 
 #[tokio::test]
+async fn a_path_that_names_nothing_is_reported_after_the_body_and_query() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    let raw = |method, path, content_type, body| {
+        app.call(method, path)
+            .key(&key)
+            .raw(content_type, body)
+            .send()
+    };
+
+    let not_json = raw(Method::PUT, "/tools/a%00b", "text/plain", "x").await;
+    let nul_then_broken = raw(Method::PUT, "/tools/a%00b", "application/json", "{").await;
+    let latin1_then_broken = raw(Method::PUT, "/tools/%FF", "application/json", "{").await;
+    let latin1_then_unknown = raw(
+        Method::POST,
+        "/agents/%FF/run",
+        "application/json",
+        r#"{"task": "t", "bogus": 1}"#,
+    )
+    .await;
+    let latin1_with_query = app.get(&key, "/executions/%FF?bogus=1").await;
+    let latin1_alone = app.get(&key, "/tools/%FF").await;
+
+    not_json.problem(415);
+    nul_then_broken.problem(400);
+    latin1_then_broken.problem(400);
+    assert_eq!(latin1_then_unknown.invalid_fields(), ["bogus"]);
+    assert_eq!(latin1_with_query.invalid_fields(), ["bogus"]);
+    latin1_alone.problem(404);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn malformed_json_is_a_400() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;

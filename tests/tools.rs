@@ -194,6 +194,8 @@ async fn a_tool_id_in_any_uuid_form_finds_the_tool() {
         id.braced().to_string(),
         id.urn().to_string(),
         id.hyphenated().to_string().to_uppercase(),
+        format!("{{{}}}", id.simple()),
+        format!("urn:uuid:{}", id.simple()),
     ];
 
     for form in forms {

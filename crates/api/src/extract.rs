@@ -12,6 +12,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::Uri;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
+use domain::reference::uuid_in_any_form;
 use domain::{FieldError, Ref};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -295,27 +296,44 @@ pub fn no_query(uri: &Uri) -> Result<(), ApiError> {
 }
 
 /// A `{ref}` path segment: an id or a name. U+0000 is a 422; a segment that
-/// is not even UTF-8 names nothing, a 404.
-pub struct PathRef(pub Ref);
+/// is not even UTF-8 names nothing, a 404. Both wait for [`PathRef::read`],
+/// which handlers call once the body and query are checked: those come
+/// first in the contract's order.
+pub struct PathRef(Result<Ref, ApiError>);
+
+impl PathRef {
+    /// The reference, or why the segment cannot be one.
+    pub fn read(self) -> Result<Ref, ApiError> {
+        self.0
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for PathRef {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let segment = path_segment(parts, state).await?;
-        Ok(PathRef(Ref::parse(&segment)))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let segment = path_segment(parts, state).await;
+        Ok(PathRef(segment.map(|segment| Ref::parse(&segment))))
     }
 }
 
 /// An `{id}` path segment that must be a UUID: anything else names nothing.
-pub struct PathId(pub Option<uuid::Uuid>);
+/// Like [`PathRef`], its errors wait for [`PathId::read`].
+pub struct PathId(Result<Option<uuid::Uuid>, ApiError>);
+
+impl PathId {
+    /// The id, `None` if the segment is no UUID, or why it cannot be read.
+    pub fn read(self) -> Result<Option<uuid::Uuid>, ApiError> {
+        self.0
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for PathId {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let segment = path_segment(parts, state).await?;
-        Ok(PathId(uuid::Uuid::try_parse(&segment).ok()))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let segment = path_segment(parts, state).await;
+        Ok(PathId(segment.map(|segment| uuid_in_any_form(&segment))))
     }
 }
 

@@ -15,10 +15,35 @@ pub enum Ref {
 impl Ref {
     /// Reads a path segment.
     pub fn parse(segment: &str) -> Self {
-        match Uuid::try_parse(segment) {
-            Ok(id) => Ref::Id(id),
-            Err(_) => Ref::Name(segment.to_owned()),
+        match uuid_in_any_form(segment) {
+            Some(id) => Ref::Id(id),
+            None => Ref::Name(segment.to_owned()),
         }
+    }
+}
+
+/// The UUID `text` spells, in any form a client's library may print:
+/// hyphenated or 32 hex digits, either of them braced or behind `urn:uuid:`
+/// (any case), with hyphens anywhere. Broader than the `uuid` crate's
+/// parser on purpose: what any client could take for an id must be one.
+pub fn uuid_in_any_form(text: &str) -> Option<Uuid> {
+    let text = strip_prefix_ignoring_case(text, "urn:");
+    let text = strip_prefix_ignoring_case(text, "uuid:");
+    let text = text
+        .strip_prefix('{')
+        .and_then(|inner| inner.strip_suffix('}'))
+        .unwrap_or(text);
+    let digits: String = text.chars().filter(|c| *c != '-').collect();
+    if digits.len() != 32 || !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    Uuid::try_parse(&digits).ok()
+}
+
+fn strip_prefix_ignoring_case<'a>(text: &'a str, prefix: &str) -> &'a str {
+    match text.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => &text[prefix.len()..],
+        _ => text,
     }
 }
 
@@ -29,8 +54,23 @@ mod tests {
     #[test]
     fn uuids_in_any_form_are_ids_and_the_rest_are_names() {
         let id = Uuid::now_v7();
-        assert_eq!(Ref::parse(&id.simple().to_string()), Ref::Id(id));
-        assert_eq!(Ref::parse(&id.urn().to_string()), Ref::Id(id));
-        assert_eq!(Ref::parse("web_search"), Ref::Name("web_search".into()));
+        let simple = id.simple().to_string();
+        let forms = [
+            id.to_string(),
+            simple.clone(),
+            id.urn().to_string(),
+            id.braced().to_string(),
+            format!("{{{simple}}}"),
+            format!("urn:uuid:{simple}"),
+            format!("URN:UUID:{}", id.to_string().to_uppercase()),
+            format!("{}-{}", &simple[..5], &simple[5..]),
+        ];
+
+        for form in forms {
+            assert_eq!(Ref::parse(&form), Ref::Id(id), "{form}");
+        }
+        for name in ["web_search", "deadbeef", "{", "urn:uuid:", &simple[..31]] {
+            assert_eq!(Ref::parse(name), Ref::Name(name.into()), "{name}");
+        }
     }
 }

@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 /// One offending field of a request, by its path (`tool_ids[1]`) or query name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -56,7 +55,7 @@ fn check_text(value: &str, min: usize, max: usize) -> Result<(), String> {
 /// Names are looked up by `{ref}`, where anything that parses as a UUID is an
 /// id: a name that looked like one could never be found by name.
 fn reject_uuid_like(value: &str) -> Result<(), String> {
-    if Uuid::try_parse(value).is_ok() {
+    if crate::reference::uuid_in_any_form(value).is_some() {
         return Err(
             "must not be a UUID in any form, so that it cannot be mistaken for an id".into(),
         );
@@ -266,6 +265,9 @@ mod tests {
             id.replace('-', ""),
             format!("{{{id}}}"),
             format!("urn:uuid:{id}"),
+            format!("{{{}}}", id.replace('-', "")),
+            format!("urn:uuid:{}", id.replace('-', "")),
+            format!("uuid:{}", id.to_uppercase()),
         ] {
             assert!(AgentName::parse(form.clone()).is_err(), "{form}");
         }

@@ -237,10 +237,11 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathRef(reference): PathRef,
+    reference: PathRef,
     uri: Uri,
 ) -> Result<JsonReply<Agent>, ApiError> {
     no_query(&uri)?;
+    let reference = reference.read()?;
     let agent = store::agents::get(&state.pool, tenant.id, &reference).await?;
     agent.map(JsonReply).ok_or_else(|| not_found(&reference))
 }
@@ -258,7 +259,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathRef(reference): PathRef,
+    reference: PathRef,
     uri: Uri,
     Json(body): Json<UpdateAgent>,
 ) -> Result<JsonReply<Agent>, ApiError> {
@@ -266,6 +267,7 @@ pub async fn update(
     if let Some(tool_ids) = &body.tool_ids {
         check_tool_ids(tool_ids)?;
     }
+    let reference = reference.read()?;
 
     let name = body
         .name
@@ -300,10 +302,11 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathRef(reference): PathRef,
+    reference: PathRef,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     no_query(&uri)?;
+    let reference = reference.read()?;
     if store::agents::delete(&state.pool, tenant.id, &reference).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -93,7 +93,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathId(id): PathId,
+    id: PathId,
     Query(query): Query<GetExecution>,
 ) -> Result<JsonReply<Execution>, ApiError> {
     let include_request = match query.include.as_deref() {
@@ -101,6 +101,7 @@ pub async fn get(
         Some("request") => true,
         Some(_) => return Err(ApiError::invalid("include", "may only be `request`")),
     };
+    let id = id.read()?;
     let id_value = id.ok_or_else(|| not_found(None))?;
     let execution =
         store::executions::get(&state.pool, tenant.id, id_value, include_request).await?;
@@ -119,10 +120,11 @@ pub async fn get(
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathId(id): PathId,
+    id: PathId,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     no_query(&uri)?;
+    let id = id.read()?;
     let id_value = id.ok_or_else(|| not_found(None))?;
     match store::executions::cancel(&state.pool, tenant.id, id_value).await? {
         Cancellation::Cancelled(execution) => {

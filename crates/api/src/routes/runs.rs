@@ -58,13 +58,14 @@ pub async fn run(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     Extension(quota): Extension<RunQuota>,
-    PathRef(reference): PathRef,
+    reference: PathRef,
     headers: HeaderMap,
     uri: Uri,
     Json(body): Json<RunRequest>,
 ) -> Result<Response, ApiError> {
     no_query(&uri)?;
     let key = idempotency_key(&headers)?;
+    let reference = reference.read()?;
     let model = body.model.unwrap_or_default();
     let agent = store::agents::get(&state.pool, tenant.id, &reference)
         .await?

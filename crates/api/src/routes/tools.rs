@@ -155,10 +155,11 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathRef(reference): PathRef,
+    reference: PathRef,
     uri: Uri,
 ) -> Result<JsonReply<Tool>, ApiError> {
     no_query(&uri)?;
+    let reference = reference.read()?;
     let tool = store::tools::get(&state.pool, tenant.id, &reference).await?;
     tool.map(JsonReply).ok_or_else(|| not_found(&reference))
 }
@@ -176,11 +177,12 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathRef(reference): PathRef,
+    reference: PathRef,
     uri: Uri,
     Json(body): Json<UpdateTool>,
 ) -> Result<JsonReply<Tool>, ApiError> {
     no_query(&uri)?;
+    let reference = reference.read()?;
     let name = body
         .name
         .as_ref()
@@ -209,10 +211,11 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
-    PathRef(reference): PathRef,
+    reference: PathRef,
     uri: Uri,
 ) -> Result<Response, ApiError> {
     no_query(&uri)?;
+    let reference = reference.read()?;
     match store::tools::delete(&state.pool, tenant.id, &reference).await? {
         Deletion::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
         Deletion::NotFound => Err(not_found(&reference)),
