@@ -5,9 +5,10 @@
 //! by authentication), status and duration. Metrics have no tenant label:
 //! `/metrics` is public and tenants are many.
 //!
-//! A client's `X-Request-Id` is kept only if it is 1-128 visible ASCII
-//! characters; otherwise it is dropped and replaced by a fresh UUID, so what
-//! is echoed, logged and stored stays small and printable.
+//! A client's `X-Request-Id` is echoed as sent when it is 1-1,024 printable
+//! ASCII characters (spaces included); otherwise it is dropped and replaced
+//! by a fresh UUID, so what is echoed, logged and stored stays printable and
+//! bounded.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -47,9 +48,9 @@ pub fn install_metrics() -> PrometheusHandle {
 }
 
 /// The longest client request id kept.
-const MAX_REQUEST_ID: usize = 128;
+const MAX_REQUEST_ID: usize = 1024;
 
-/// Drops a client's `X-Request-Id` that is empty, too long, not visible
+/// Drops a client's `X-Request-Id` that is empty, too long, not printable
 /// ASCII, or sent more than once, so that a fresh one takes its place.
 pub fn drop_invalid_request_id(mut request: Request) -> Request {
     let headers = request.headers_mut();
@@ -65,7 +66,11 @@ pub fn drop_invalid_request_id(mut request: Request) -> Request {
 }
 
 fn is_valid_request_id(id: &[u8]) -> bool {
-    (1..=MAX_REQUEST_ID).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+    // HTTP trims the value's ends, so a space can only stand inside it.
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .iter()
+            .all(|byte| byte.is_ascii_graphic() || *byte == b' ')
 }
 
 /// Middleware: the request's span, its log line and its metrics.
