@@ -183,6 +183,24 @@ async fn redoc_is_served_without_a_key_with_its_script() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn redoc_fetches_no_image_or_script_from_another_host() {
+    let app = TestApp::start().await;
+
+    let page = app.call(Method::GET, "/redoc").send().await;
+    let script = app
+        .call(Method::GET, "/redoc/redoc.standalone.js")
+        .send()
+        .await;
+
+    for text in [&page.text, &script.text] {
+        for remote in ["src=\"http", "src:\"http", "cdn."] {
+            assert!(!text.contains(remote), "found {remote:?}");
+        }
+    }
+    app.stop().await;
+}
+
 /// The served OpenAPI document.
 async fn openapi(app: &TestApp) -> Value {
     let reply = app.call(Method::GET, "/openapi.json").send().await;
