@@ -336,6 +336,31 @@ async fn demo_tenants_twice_is_idempotent_and_their_keys_work() {
 }
 
 #[tokio::test]
+async fn demo_tenants_restores_both_limits_of_a_changed_demo_tenant() {
+    let app = TestApp::start().await;
+    admin(&app.db.url, &["demo-tenants"]);
+    let changed = [
+        "tenants",
+        "set-limits",
+        "--name",
+        "tenant_c",
+        "--run-limit",
+        "7",
+        "--request-limit",
+        "50",
+    ];
+    admin(&app.db.url, &changed);
+
+    admin(&app.db.url, &["demo-tenants"]);
+
+    let listing = admin(&app.db.url, &["tenants", "list"]);
+    let line = tenant_line(&listing, "tenant_c");
+    assert!(line.contains("runs=2/60s"), "{listing}");
+    assert!(line.contains("requests=6000/60s"), "{listing}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn demo_tenants_restores_a_revoked_demo_key() {
     let app = TestApp::start().await;
     admin(&app.db.url, &["demo-tenants"]);
@@ -485,6 +510,18 @@ fn an_unreachable_database_fails_with_status_1_naming_it() {
     );
 
     assert_fails(&output, 1, "DATABASE_URL");
+}
+
+#[test]
+fn a_missing_database_is_named_once_in_the_failure() {
+    let output = against(
+        "postgres://postgres@127.0.0.1:5432/agent_platform_never_created",
+        &["tenants", "list"],
+    );
+
+    assert_fails(&output, 1, "DATABASE_URL");
+    let reason = "\"agent_platform_never_created\" does not exist";
+    assert_eq!(output.stderr.matches(reason).count(), 1, "{output:?}");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use domain::limits::DEMO_TENANTS;
 use domain::{Limit, TenantLimits};
 use reqwest::Method;
 use serde_json::json;
@@ -101,7 +102,12 @@ async fn the_third_run_of_two_per_window_is_refused_until_retry_after() {
 #[tokio::test]
 async fn the_demo_tenant_c_gets_two_runs_a_minute() {
     let app = app().await;
-    store::tenants::ensure_demo(&app.pool, "tenant_c", limit(2, 60))
+    let (name, runs) = DEMO_TENANTS[2];
+    let limits = TenantLimits {
+        runs,
+        ..TenantLimits::default()
+    };
+    store::tenants::ensure_demo(&app.pool, name, limits)
         .await
         .expect("demo tenant");
     let agent = json!({"name": "Runner", "role": "a runner", "description": "Runs."});

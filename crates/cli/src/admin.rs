@@ -265,7 +265,11 @@ pub async fn demo_tenants(database: &DatabaseArgs) -> anyhow::Result<()> {
 pub async fn ensure_demo_tenants(pool: &PgPool) -> anyhow::Result<Vec<Tenant>> {
     let mut tenants = Vec::new();
     for (name, runs) in DEMO_TENANTS {
-        tenants.push(store::tenants::ensure_demo(pool, name, runs).await?);
+        let limits = TenantLimits {
+            runs,
+            ..TenantLimits::default()
+        };
+        tenants.push(store::tenants::ensure_demo(pool, name, limits).await?);
     }
     Ok(tenants)
 }

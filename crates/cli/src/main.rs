@@ -80,7 +80,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Prints the error and its causes on one line. A cause whose text the
+/// line already holds is left out: some errors (sqlx's) repeat their
+/// source's message in their own.
 fn fail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("agent-platform: {error:#}");
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    eprintln!("agent-platform: {line}");
     ExitCode::FAILURE
 }

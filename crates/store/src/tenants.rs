@@ -126,20 +126,28 @@ pub async fn set_limits(
 }
 
 /// Creates (or resets) a demo tenant whose API key is its own name. Running
-/// it again changes nothing but the run limit, back to `runs`, and the key,
+/// it again changes nothing but the limits, back to `limits`, and the key,
 /// un-revoked: afterwards the demo works as documented, whatever was done.
-pub async fn ensure_demo(pool: &PgPool, name: &str, runs: Limit) -> Result<Tenant, StoreError> {
+pub async fn ensure_demo(
+    pool: &PgPool,
+    name: &str,
+    limits: TenantLimits,
+) -> Result<Tenant, StoreError> {
     let mut tx = pool.begin().await?;
     let row: TenantRow = sqlx::query_as(concat!(
-        "INSERT INTO tenants (id, name, run_limit, run_window_secs) VALUES ($1, $2, $3, $4) ",
+        "INSERT INTO tenants (id, name, run_limit, run_window_secs, request_limit, ",
+        "request_window_secs) VALUES ($1, $2, $3, $4, $5, $6) ",
         "ON CONFLICT (name) DO UPDATE SET run_limit = EXCLUDED.run_limit, ",
-        "run_window_secs = EXCLUDED.run_window_secs RETURNING ",
+        "run_window_secs = EXCLUDED.run_window_secs, request_limit = EXCLUDED.request_limit, ",
+        "request_window_secs = EXCLUDED.request_window_secs RETURNING ",
         tenant_columns!()
     ))
     .bind(Uuid::now_v7())
     .bind(name)
-    .bind(as_int(runs.limit))
-    .bind(as_int(runs.window_secs))
+    .bind(as_int(limits.runs.limit))
+    .bind(as_int(limits.runs.window_secs))
+    .bind(as_int(limits.requests.limit))
+    .bind(as_int(limits.requests.window_secs))
     .fetch_one(&mut *tx)
     .await?;
 
