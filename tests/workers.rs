@@ -466,7 +466,7 @@ async fn a_busy_worker_takes_no_job_it_has_no_slot_for() {
 async fn a_worker_frozen_past_the_orphan_timeout_loses_its_run_and_its_late_result_changes_nothing()
 {
     let (app, key) = platform().await;
-    let frozen = worker("frozen", &app, &[latency(3_000)]);
+    let (frozen_port, frozen) = worker_with_health("frozen", &app, &[latency(3_000)]).await;
     wait_for_workers(&app, 1).await;
     let id = app.run(&key, "Ada", "Survive a pause").await;
     app.wait_status(&key, &id, "running", Duration::from_secs(10))
@@ -498,6 +498,20 @@ async fn a_worker_frozen_past_the_orphan_timeout_loses_its_run_and_its_late_resu
         .expect("read the audit");
     assert_eq!(writes, [("succeeded".to_owned(), 2)]);
     assert_eq!(job_statuses_of(&app.pool, &id).await, ["Done"]);
+    // Its dropped result is counted as skipped, not as a second success.
+    let skipped = r#"agent_platform_jobs_total{outcome="skipped"} 1"#;
+    let metrics = eventually(Duration::from_secs(10), "the drop counted", || async {
+        let (_, _, metrics) = get_from_worker(frozen_port, "/metrics").await;
+        metrics
+            .lines()
+            .any(|line| line == skipped)
+            .then_some(metrics)
+    })
+    .await;
+    assert!(
+        !metrics.contains(r#"agent_platform_jobs_total{outcome="succeeded"}"#),
+        "{metrics}"
+    );
     stop(app, [frozen, other]).await;
 }
 

@@ -57,7 +57,11 @@ pub async fn execute(
         let (label, next) = decide(shared, &run, attempt);
         let writes_state = !matches!(next, Next::Nothing);
         let written = writer.write(delivery, Some(run), next).await;
+        // The run moved on meanwhile (cancelled, or claimed again): what
+        // this attempt came to counts as nothing, or runs would count twice.
+        let dropped = writes_state && written == Written::Unchanged;
         let label = match written {
+            _ if dropped => "skipped",
             Written::Stored | Written::Unchanged => label,
             Written::FailedInstead => "failed",
             // Logged by the writer; the job runs again and is counted then.
@@ -66,7 +70,7 @@ pub async fn execute(
         metrics::histogram!("agent_platform_attempt_duration_seconds", "outcome" => label)
             .record(elapsed.as_secs_f64());
         metrics::counter!("agent_platform_jobs_total", "outcome" => label).increment(1);
-        if writes_state && written == Written::Unchanged {
+        if dropped {
             tracing::info!(
                 "the run moved on meanwhile (cancelled, or claimed again): result dropped"
             );
