@@ -310,9 +310,11 @@ pub async fn schedule_retry(
 /// shutting down, on the caller's transaction (the one handing their jobs
 /// back): each `(id, attempt)` still at that attempt goes back one, so the
 /// next claim begins the same attempt number again and a rolling restart
-/// cannot use up a run's attempts. `started_at` stays the first attempt's.
-/// Returns how many were given back; one that moved on meanwhile (finished,
-/// cancelled, or claimed by another worker) is left alone.
+/// cannot use up a run's attempts. A run given back its first attempt is
+/// `queued` again, as if never started, so clients never see a run
+/// `running` with no attempt. Returns how many were given back; one that
+/// moved on meanwhile (finished, cancelled, or claimed by another worker)
+/// is left alone.
 pub async fn give_back(
     conn: &mut PgConnection,
     attempts: &[(Uuid, u32)],
@@ -325,7 +327,10 @@ pub async fn give_back(
         .map(|(id, attempt)| (*id, i32::try_from(*attempt).unwrap_or(i32::MAX)))
         .unzip();
     let given_back = sqlx::query(
-        "UPDATE executions AS e SET attempts = e.attempts - 1 \
+        "UPDATE executions AS e SET attempts = e.attempts - 1, \
+         status = CASE WHEN e.attempts = 1 THEN 'queued' ELSE e.status END, \
+         started_at = CASE WHEN e.attempts = 1 THEN NULL ELSE e.started_at END, \
+         provider = CASE WHEN e.attempts = 1 THEN NULL ELSE e.provider END \
          FROM unnest($1::uuid[], $2::int[]) AS r(id, attempt) \
          WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt",
     )

@@ -9,7 +9,8 @@
 //! | — | `queued` | API | a run is accepted; its job is pushed in the same transaction |
 //! | `queued` | `running` | worker, claim | it takes the job; `attempts` becomes 1 |
 //! | `running` | `running` | worker, claim | the next attempt begins (a retry, or a redelivery after a worker died or handed the job back); `attempts` + 1 |
-//! | `running` | `running` | worker, shutdown | the grace period ran out mid-attempt: the job is handed back and the attempt with it; `attempts` − 1 |
+//! | `running` | `queued` | worker, shutdown | the grace period ran out mid-way through the first attempt: the job is handed back and the attempt with it; `attempts` 0, `started_at` and `provider` cleared |
+//! | `running` | `running` | worker, shutdown | the same, mid-way through a later attempt; `attempts` − 1 |
 //! | `running` | `succeeded` | worker | the model replied |
 //! | `running` | `failed` | worker | a permanent provider error, or the last attempt's transient one |
 //! | `running` | `failed` | worker, claim | a redelivered job whose last attempt had already begun |
@@ -19,7 +20,7 @@
 //! An attempt cut short by a shutdown (SIGTERM past the grace period) is
 //! given back, so rolling restarts cannot use up a run's attempts; a worker
 //! that dies (SIGKILL, a crash, a lost node) cannot give anything back, and
-//! its attempt counts. `started_at` stays the first attempt's either way. An
+//! its attempt counts. `started_at` is the first counted attempt's. An
 //! outcome the database refuses (not for an outage) is replaced by a
 //! failure of our own wording (`internal` for a reply), so no run stays
 //! `running` because of what it holds.
