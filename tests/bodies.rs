@@ -583,6 +583,41 @@ async fn a_body_without_a_json_content_type_is_a_415() {
 }
 
 #[tokio::test]
+async fn a_json_body_with_a_content_coding_or_two_content_types_is_a_415() {
+    let app = TestApp::start().await;
+    let key = app.tenant("acme").await;
+    let body = tool().to_string();
+
+    let gzipped = app
+        .call(Method::POST, "/tools")
+        .key(&key)
+        .raw("application/json", body.clone())
+        .header("content-encoding", "gzip")
+        .send()
+        .await;
+    let typed_twice = app
+        .call(Method::POST, "/tools")
+        .key(&key)
+        .raw("application/json", body.clone())
+        .header("content-type", "text/plain")
+        .send()
+        .await;
+    let identity = app
+        .call(Method::POST, "/tools")
+        .key(&key)
+        .raw("application/json", body)
+        .header("content-encoding", "identity")
+        .send()
+        .await;
+
+    for reply in [gzipped, typed_twice] {
+        assert!(reply.detail(415).contains("uncompressed"), "{}", reply.text);
+    }
+    identity.expect(201);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn json_with_a_charset_parameter_is_accepted() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;

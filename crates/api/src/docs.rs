@@ -72,8 +72,10 @@ impl Modify for ApiKeyAuth {
 
 /// Declares on every operation the errors that do not depend on the route:
 /// on a keyed one 401, 429 and 503 (the key, the request limit and the
-/// stores are checked first), and on one with a body 400, 413 and 415.
-/// A route's own declaration of a status is kept.
+/// stores are checked first) and 422 (every keyed route refuses query
+/// parameters it does not take, and U+0000 in its path), and on one with a
+/// body 400, 413 and 415. A route's own declaration of a status is kept,
+/// given the `Retry-After` header where the status has one.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -111,31 +113,42 @@ fn declare_common_responses(operation: &mut Operation) {
             "The database (or the rate limiter, set to deny) is unreachable",
             Some("Retry-After"),
         ),
+        (
+            keyed,
+            "422",
+            "A query parameter the route does not take, or U+0000 in the path",
+            None,
+        ),
         (has_body, "400", "The body is not valid JSON", None),
         (has_body, "413", "The body is over 1 MiB", None),
         (has_body, "415", "The body is not declared as JSON", None),
     ];
     for (applies, status, description, header) in common {
-        if applies {
-            operation
-                .responses
-                .responses
-                .entry(status.to_owned())
-                .or_insert_with(|| problem_response(description, header));
+        if !applies {
+            continue;
+        }
+        let response = operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem_response(description));
+        if let (Some(name), RefOr::T(response)) = (header, response) {
+            response
+                .headers
+                .entry(name.to_owned())
+                .or_insert_with(|| RefOr::T(Header::default()));
         }
     }
 }
 
-/// A problem-document response, with one header if `header` names it.
-fn problem_response(description: &str, header: Option<&str>) -> RefOr<utoipa::openapi::Response> {
+/// A problem-document response.
+fn problem_response(description: &str) -> RefOr<utoipa::openapi::Response> {
     let content = Content::new(Some(Ref::from_schema_name("ProblemBody")));
-    let mut response = ResponseBuilder::new()
+    ResponseBuilder::new()
         .description(description)
-        .content("application/problem+json", content);
-    if let Some(name) = header {
-        response = response.header(name, Header::default());
-    }
-    response.into()
+        .content("application/problem+json", content)
+        .build()
+        .into()
 }
 
 /// The base document, before routes add their paths.

@@ -139,7 +139,8 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge => "The body is over 1 MiB; send a smaller one.".to_owned(),
             ApiError::UnsupportedMediaType => {
-                "Send the body as JSON with `Content-Type: application/json`.".to_owned()
+                "Send the body as uncompressed JSON, with one `Content-Type: application/json`."
+                    .to_owned()
             }
             ApiError::Internal(_) => String::new(),
             other => other.to_string(),

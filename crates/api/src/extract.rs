@@ -10,7 +10,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::Uri;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use domain::reference::uuid_in_any_form;
 use domain::{FieldError, Ref};
@@ -105,13 +105,24 @@ fn declares_too_much(request: &Request) -> bool {
         .is_some_and(|length| length > BODY_LIMIT as u64)
 }
 
+/// The body is declared plain JSON: one `Content-Type`, of JSON itself,
+/// and no content coding (a gzip body we did not unpack is not JSON).
 fn declares_json(request: &Request) -> bool {
-    let Some(content_type) = request.headers().get(CONTENT_TYPE) else {
+    let headers = request.headers();
+    let encoded = headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .any(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
+    let mut content_types = headers.get_all(CONTENT_TYPE).iter();
+    let (Some(content_type), None) = (content_types.next(), content_types.next()) else {
         return false;
     };
     let Ok(content_type) = content_type.to_str() else {
         return false;
     };
+    if encoded {
+        return false;
+    }
     let essence = content_type
         .split(';')
         .next()

@@ -44,7 +44,7 @@ pub struct RunRequest {
         ("ref" = String, Path, description = "The agent's id or name"),
         ("Idempotency-Key" = Option<String>, Header, nullable = false,
             min_length = 1, max_length = 255,
-            description = "1-255 characters; a retry with the same key and body replays the first answer"),
+            description = "1-255 characters; a retry with the same key and body answers with that execution as it is now, creating nothing"),
     ),
     responses(
         (status = 202, description = "Accepted and queued (or replayed)", body = Execution,
