@@ -614,6 +614,13 @@ async fn an_api_whose_redis_does_not_answer_at_start_up_says_so_and_starts_anywa
 }
 
 #[tokio::test]
+async fn an_api_whose_database_does_not_answer_at_start_up_says_so_and_starts_anyway() {
+    let log = api_log(UNREACHABLE_DATABASE, &[]).await;
+
+    assert!(log.contains("the database does not answer"), "{log}");
+}
+
+#[tokio::test]
 async fn the_apis_limiter_error_counter_is_at_zero_from_the_start() {
     let app = TestApp::start().await;
 

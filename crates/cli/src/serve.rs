@@ -22,6 +22,11 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     if args.migrate.migrate_on_start {
         store::migrate(&pool).await.context("migrations failed")?;
     }
+    // The API starts anyway, not ready: an orchestrator starting it before
+    // the database must not see it crash-loop.
+    if let Err(error) = store::ping(&pool).await {
+        tracing::warn!(%error, "the database does not answer; /readyz is 503 until it does");
+    }
     let adapters = adapters(&args.providers)?;
     serve_api(pool, &args.http, &adapters, shutdown_on_signal()).await
 }
