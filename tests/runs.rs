@@ -810,3 +810,95 @@ async fn a_reply_the_database_refuses_fails_its_run_as_internal_and_spares_its_n
     }
     app.stop().await;
 }
+
+/// A run for `tenant` of no particular agent, to hand to the API's
+/// recorder directly.
+fn new_run(tenant: uuid::Uuid, task: &str) -> store::executions::NewExecution {
+    store::executions::NewExecution {
+        tenant,
+        agent_id: uuid::Uuid::now_v7(),
+        agent_name: "Ada".to_owned(),
+        model: domain::Model::default(),
+        prompt: domain::Prompt::new("Ada", "a tester", "Tests.", "", Vec::new(), task),
+        request_id: None,
+        idempotency: None,
+    }
+}
+
+/// Submits `tasks` side by side through a fresh recorder. On the test's
+/// one-threaded runtime all are sent before the recorder wakes, so they
+/// reach it as one batch.
+async fn submit_together(
+    app: &TestApp,
+    tasks: &[&str],
+) -> Vec<Result<store::executions::Submission, store::StoreError>> {
+    let tenant: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'acme'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the tenant");
+    let recorder = api::submissions::Submissions::start(app.pool.clone());
+    let submitted = tasks
+        .iter()
+        .map(|task| recorder.submit(new_run(tenant, task)));
+    futures::future::join_all(submitted).await
+}
+
+/// The execution of an outcome that must have created one.
+fn created(
+    outcome: &Result<store::executions::Submission, store::StoreError>,
+) -> &domain::Execution {
+    match outcome {
+        Ok(store::executions::Submission::Created(execution)) => execution,
+        other => panic!("not created: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn runs_submitted_together_share_one_commit_and_each_gets_its_own_job() {
+    let app = TestApp::start().await;
+    app.tenant("acme").await;
+
+    let outcomes = submit_together(&app, &["one", "two", "three"]).await;
+
+    let executions: Vec<&domain::Execution> = outcomes.iter().map(created).collect();
+    let tasks: Vec<&str> = executions.iter().map(|e| e.task.as_str()).collect();
+    assert_eq!(tasks, ["one", "two", "three"]);
+    // now() is the transaction's start: one value means one transaction.
+    assert!(
+        executions
+            .iter()
+            .all(|e| e.created_at == executions[0].created_at)
+    );
+    for execution in executions {
+        let jobs = job_statuses_of(&app.pool, &execution.id.to_string()).await;
+        assert_eq!(jobs, ["Pending"], "{}", execution.task);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_the_database_refuses_does_not_sink_the_runs_submitted_with_it() {
+    let app = TestApp::start().await;
+    app.tenant("acme").await;
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.task = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER refuse_poison BEFORE INSERT ON executions \
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("install the refusal");
+
+    let outcomes = submit_together(&app, &["one", "poison", "two"]).await;
+
+    assert_eq!(created(&outcomes[0]).task, "one");
+    assert!(outcomes[1].is_err(), "{:?}", outcomes[1]);
+    assert_eq!(created(&outcomes[2]).task, "two");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM executions")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(recorded, 2);
+    app.stop().await;
+}

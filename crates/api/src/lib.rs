@@ -14,6 +14,7 @@ pub mod limits;
 pub mod observe;
 pub mod routes;
 pub mod server;
+pub mod submissions;
 
 use std::future::Future;
 use std::time::Duration;
@@ -50,13 +51,17 @@ pub struct AppState {
     pub catalog: ModelCatalog,
     /// Per-tenant rate limits.
     pub limits: RateLimits,
+    /// Accepted runs, recorded in shared transactions.
+    pub submissions: submissions::Submissions,
 }
 
 impl AppState {
-    /// State for an API reading and writing `pool`.
+    /// State for an API reading and writing `pool`; starts the task that
+    /// records accepted runs, so call it inside the runtime.
     pub fn new(pool: PgPool, catalog: ModelCatalog, limits: RateLimits) -> Self {
         Self {
             auth: Authenticator::new(pool.clone()),
+            submissions: submissions::Submissions::start(pool.clone()),
             pool,
             catalog,
             limits,

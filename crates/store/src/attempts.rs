@@ -295,14 +295,10 @@ pub async fn schedule_retry(
     if owned.is_none() {
         return Ok(false);
     }
-    queue::push_at(
-        conn,
-        RunJob {
-            execution_id: run.id,
-        },
-        at,
-    )
-    .await?;
+    let job = RunJob {
+        execution_id: run.id,
+    };
+    queue::push_at(conn, [job], at).await?;
     Ok(true)
 }
 

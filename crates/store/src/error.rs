@@ -57,6 +57,14 @@ pub enum StoreError {
     Queue(String),
 }
 
+impl StoreError {
+    /// The database is out of reach because this process is closing its
+    /// connections (or the task holding them is gone).
+    pub fn closed() -> Self {
+        StoreError::Unavailable(sqlx::Error::PoolClosed)
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         if let Some(constraint) = violated_constraint(&error) {

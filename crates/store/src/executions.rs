@@ -188,35 +188,91 @@ pub async fn find_by_idempotency_key(
 /// cannot be lost, and a job never points at nothing. Of two concurrent
 /// submissions with one `Idempotency-Key`, one creates, the other replays.
 pub async fn submit(pool: &PgPool, new: NewExecution) -> Result<Submission, StoreError> {
-    let id = Uuid::now_v7();
+    let Some(claim) = &new.idempotency else {
+        let mut created = submit_all(pool, std::slice::from_ref(&new)).await?;
+        return Ok(Submission::Created(created.remove(0)));
+    };
     let mut tx = pool.begin().await?;
-    let row: ExecutionRow = sqlx::query_as(concat!(
-        "INSERT INTO executions (id, tenant_id, agent_id, agent_name, model, task, request, ",
-        "request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
-        execution_columns!()
-    ))
-    .bind(id)
-    .bind(new.tenant)
-    .bind(new.agent_id)
-    .bind(&new.agent_name)
-    .bind(new.model.as_str())
-    .bind(&new.prompt.task)
-    .bind(Json(&new.prompt))
-    .bind(new.request_id.as_deref())
-    .fetch_one(&mut *tx)
-    .await?;
-
-    if let Some(claim) = &new.idempotency
-        && !remember_key(&mut tx, new.tenant, claim, id).await?
-    {
+    let mut rows = insert(&mut tx, std::slice::from_ref(&new)).await?;
+    let row = rows.remove(0);
+    if !remember_key(&mut tx, new.tenant, claim, row.id).await? {
         // A live twin holds the key: drop our insert and answer with it.
         tx.rollback().await?;
         return replay(pool, new.tenant, claim).await;
     }
-    queue::push_now(&mut tx, RunJob { execution_id: id }).await?;
+    queue::push_now(
+        &mut tx,
+        [RunJob {
+            execution_id: row.id,
+        }],
+    )
+    .await?;
 
     tx.commit().await?;
     Ok(Submission::Created(row.try_into()?))
+}
+
+/// Records runs without an `Idempotency-Key` and queues their jobs, all in
+/// one transaction (so under load many runs share one commit); returns
+/// their executions in the order given.
+pub async fn submit_all(
+    pool: &PgPool,
+    news: &[NewExecution],
+) -> Result<Vec<Execution>, StoreError> {
+    debug_assert!(news.iter().all(|new| new.idempotency.is_none()));
+    let mut tx = pool.begin().await?;
+    let rows = insert(&mut tx, news).await?;
+    let jobs = rows.iter().map(|row| RunJob {
+        execution_id: row.id,
+    });
+    queue::push_now(&mut tx, jobs).await?;
+
+    tx.commit().await?;
+    rows.into_iter().map(Execution::try_from).collect()
+}
+
+/// Inserts `news` as queued executions in one statement; the rows come
+/// back in the order given.
+async fn insert(
+    conn: &mut PgConnection,
+    news: &[NewExecution],
+) -> Result<Vec<ExecutionRow>, StoreError> {
+    let ids: Vec<Uuid> = news.iter().map(|_| Uuid::now_v7()).collect();
+    let mut rows: Vec<ExecutionRow> = sqlx::query_as(concat!(
+        "INSERT INTO executions (id, tenant_id, agent_id, agent_name, model, task, request, ",
+        "request_id) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], ",
+        "$5::text[], $6::text[], $7::jsonb[], $8::text[]) RETURNING ",
+        execution_columns!()
+    ))
+    .bind(&ids)
+    .bind(news.iter().map(|new| new.tenant).collect::<Vec<_>>())
+    .bind(news.iter().map(|new| new.agent_id).collect::<Vec<_>>())
+    .bind(
+        news.iter()
+            .map(|new| new.agent_name.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        news.iter()
+            .map(|new| new.model.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        news.iter()
+            .map(|new| new.prompt.task.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(news.iter().map(|new| Json(&new.prompt)).collect::<Vec<_>>())
+    .bind(
+        news.iter()
+            .map(|new| new.request_id.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    // RETURNING promises no order: put the rows back in the order given.
+    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    Ok(rows)
 }
 
 /// Claims the key for `execution`, replacing an expired claim in place.

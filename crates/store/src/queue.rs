@@ -36,26 +36,35 @@ pub struct Delivery {
     pub redeliveries: usize,
 }
 
-/// Pushes a job to run now.
-pub async fn push_now(conn: &mut PgConnection, job: RunJob) -> Result<(), StoreError> {
-    push_at(conn, job, SystemTime::now() - IMMEDIATE_BACKDATE).await
+/// Pushes jobs to run now, in one statement.
+pub async fn push_now(
+    conn: &mut PgConnection,
+    jobs: impl IntoIterator<Item = RunJob>,
+) -> Result<(), StoreError> {
+    push_at(conn, jobs, SystemTime::now() - IMMEDIATE_BACKDATE).await
 }
 
-/// Pushes a job to run at `at` or later, never earlier: `run_at` is rounded
-/// up to the whole second apalis stores.
+/// Pushes jobs to run at `at` or later, never earlier (`run_at` is rounded
+/// up to the whole second apalis stores), in one statement.
 pub async fn push_at(
     conn: &mut PgConnection,
-    job: RunJob,
+    jobs: impl IntoIterator<Item = RunJob>,
     at: SystemTime,
 ) -> Result<(), StoreError> {
     let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let run_at = since_epoch.as_secs() + u64::from(since_epoch.subsec_nanos() > 0);
-    let payload = serde_json::to_vec(&job).map_err(|error| StoreError::Queue(error.to_string()))?;
-    let task = TaskBuilder::new(payload)
-        .task_id(TaskId::from_ulid(Ulid::generate()))
-        .run_at_timestamp(run_at)
-        .build();
-    queries::push_tasks(conn, RunJob::QUEUE, vec![task]).await?;
+    let tasks = jobs
+        .into_iter()
+        .map(|job| {
+            let payload =
+                serde_json::to_vec(&job).map_err(|error| StoreError::Queue(error.to_string()))?;
+            Ok(TaskBuilder::new(payload)
+                .task_id(TaskId::from_ulid(Ulid::generate()))
+                .run_at_timestamp(run_at)
+                .build())
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    queries::push_tasks(conn, RunJob::QUEUE, tasks).await?;
     Ok(())
 }
 

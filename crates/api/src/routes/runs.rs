@@ -3,7 +3,8 @@
 //! Checks run in the contract's order: the body (422), the agent (404), a
 //! replayed `Idempotency-Key` (which consumes nothing), then the run limit;
 //! only then is the execution recorded and its job queued, in one
-//! transaction.
+//! transaction (shared with the runs submitted meanwhile, see
+//! [`crate::submissions`]).
 
 use axum::Extension;
 use axum::extract::State;
@@ -95,7 +96,7 @@ pub async fn run(
             .map(str::to_owned),
         idempotency,
     };
-    let submitted = store::executions::submit(&state.pool, new).await;
+    let submitted = state.submissions.submit(new).await;
     if !matches!(submitted, Ok(Submission::Created(_))) {
         // Not a new run (a concurrent twin won the key, or it failed): the
         // slot goes back.
