@@ -825,6 +825,14 @@ fn new_run(tenant: uuid::Uuid, task: &str) -> store::executions::NewExecution {
     }
 }
 
+/// The id of the tenant `acme`.
+async fn acme_id(app: &TestApp) -> uuid::Uuid {
+    sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'acme'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("the tenant")
+}
+
 /// Submits `tasks` side by side through a fresh recorder. On the test's
 /// one-threaded runtime all are sent before the recorder wakes, so they
 /// reach it as one batch.
@@ -832,10 +840,7 @@ async fn submit_together(
     app: &TestApp,
     tasks: &[&str],
 ) -> Vec<Result<store::executions::Submission, store::StoreError>> {
-    let tenant: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'acme'")
-        .fetch_one(&app.pool)
-        .await
-        .expect("the tenant");
+    let tenant = acme_id(app).await;
     let recorder = api::submissions::Submissions::start(app.pool.clone());
     let submitted = tasks
         .iter()
@@ -900,5 +905,26 @@ async fn a_run_the_database_refuses_does_not_sink_the_runs_submitted_with_it() {
         .await
         .expect("count");
     assert_eq!(recorded, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_run_whose_request_was_given_up_before_it_was_recorded_is_not_recorded() {
+    let app = TestApp::start().await;
+    app.tenant("acme").await;
+    let tenant = acme_id(&app).await;
+    let recorder = api::submissions::Submissions::start(app.pool.clone());
+
+    // Polled once, it is handed to the recorder; dropped, its client is gone.
+    let given_up = recorder.submit(new_run(tenant, "given up"));
+    assert!(futures::FutureExt::now_or_never(given_up).is_none());
+    let kept = recorder.submit(new_run(tenant, "kept")).await;
+
+    assert_eq!(created(&kept).task, "kept");
+    let tasks: Vec<String> = sqlx::query_scalar("SELECT task FROM executions")
+        .fetch_all(&app.pool)
+        .await
+        .expect("read the tasks");
+    assert_eq!(tasks, ["kept"]);
     app.stop().await;
 }

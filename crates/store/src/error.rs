@@ -58,10 +58,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database is out of reach because this process is closing its
-    /// connections (or the task holding them is gone).
-    pub fn closed() -> Self {
-        StoreError::Unavailable(sqlx::Error::PoolClosed)
+    /// The database is out of reach, for a `reason` found above this layer
+    /// (work shared by many callers failed, or the task doing it is gone).
+    pub fn unavailable(reason: &str) -> Self {
+        StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(reason.to_owned())))
     }
 }
 

@@ -2,6 +2,8 @@
 //! keys), reading and listing them, and cancelling. The worker's side is in
 //! [`crate::attempts`].
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use domain::{
     Execution, ExecutionError, ExecutionStatus, Model, Page, Paged, Prompt, Provider, RunJob,
@@ -208,8 +210,10 @@ pub async fn submit(pool: &PgPool, new: NewExecution) -> Result<Submission, Stor
     )
     .await?;
 
+    let execution = row.try_into()?;
+
     tx.commit().await?;
-    Ok(Submission::Created(row.try_into()?))
+    Ok(Submission::Created(execution))
 }
 
 /// Records runs without an `Idempotency-Key` and queues their jobs, all in
@@ -226,9 +230,14 @@ pub async fn submit_all(
         execution_id: row.id,
     });
     queue::push_now(&mut tx, jobs).await?;
+    // Converted before the commit: past it, nothing may fail but the commit.
+    let executions = rows
+        .into_iter()
+        .map(Execution::try_from)
+        .collect::<Result<_, _>>()?;
 
     tx.commit().await?;
-    rows.into_iter().map(Execution::try_from).collect()
+    Ok(executions)
 }
 
 /// Inserts `news` as queued executions in one statement; the rows come
@@ -271,7 +280,8 @@ async fn insert(
     .fetch_all(&mut *conn)
     .await?;
     // RETURNING promises no order: put the rows back in the order given.
-    rows.sort_by_key(|row| ids.iter().position(|id| *id == row.id));
+    let order: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
+    rows.sort_by_key(|row| order.get(&row.id).copied());
     Ok(rows)
 }
 
