@@ -355,6 +355,8 @@ async fn nul_in_a_path_is_a_422() {
     for reply in replies {
         assert_eq!(reply.invalid_fields(), ["ref"], "{}", reply.path);
     }
+    let execution = app.get(&key, "/executions/a%00b").await;
+    assert_eq!(execution.invalid_fields(), ["id"]);
     app.stop().await;
 }
 

@@ -152,7 +152,7 @@ async fn an_unknown_path_under_docs_is_a_404_problem() {
 }
 
 #[tokio::test]
-async fn redoc_is_served_without_a_key_with_its_script() {
+async fn redoc_is_served_without_a_key_with_its_script_and_nothing_from_elsewhere() {
     let app = TestApp::start().await;
 
     let page = app.call(Method::GET, "/redoc").send().await;
@@ -180,19 +180,6 @@ async fn redoc_is_served_without_a_key_with_its_script() {
         script.header("content-type")
     );
     assert!(script.text.len() > 10_000);
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn redoc_fetches_no_image_or_script_from_another_host() {
-    let app = TestApp::start().await;
-
-    let page = app.call(Method::GET, "/redoc").send().await;
-    let script = app
-        .call(Method::GET, "/redoc/redoc.standalone.js")
-        .send()
-        .await;
-
     for text in [&page.text, &script.text] {
         for remote in ["src=\"http", "src:\"http", "cdn."] {
             assert!(!text.contains(remote), "found {remote:?}");

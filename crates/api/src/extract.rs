@@ -112,7 +112,7 @@ fn declares_json(request: &Request) -> bool {
     let encoded = headers
         .get_all(CONTENT_ENCODING)
         .iter()
-        .any(|coding| !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
+        .any(|coding| !coding.is_empty() && !coding.as_bytes().eq_ignore_ascii_case(b"identity"));
     let mut content_types = headers.get_all(CONTENT_TYPE).iter();
     let (Some(content_type), None) = (content_types.next(), content_types.next()) else {
         return false;
@@ -323,7 +323,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathRef {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let segment = path_segment(parts, state).await;
+        let segment = path_segment(parts, state, "ref").await;
         Ok(PathRef(segment.map(|segment| Ref::parse(&segment))))
     }
 }
@@ -343,18 +343,23 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let segment = path_segment(parts, state).await;
+        let segment = path_segment(parts, state, "id").await;
         Ok(PathId(segment.map(|segment| uuid_in_any_form(&segment))))
     }
 }
 
-async fn path_segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, ApiError> {
+/// The one path parameter, named `name` in the route, as text.
+async fn path_segment<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<String, ApiError> {
     let axum::extract::Path(segment) =
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound("Nothing exists at this path.".to_owned()))?;
     if segment.contains('\0') {
-        return Err(ApiError::invalid("ref", "must not contain U+0000"));
+        return Err(ApiError::invalid(name, "must not contain U+0000"));
     }
     Ok(segment)
 }

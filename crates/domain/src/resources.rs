@@ -97,7 +97,7 @@ pub struct Execution {
     pub tool_calls: Vec<ToolCall>,
     /// Why it failed or was cancelled.
     pub error: Option<ExecutionError>,
-    /// Attempts begun so far.
+    /// Attempts begun so far; one handed back by a stopping worker is not counted.
     pub attempts: u32,
     /// Tokens read and written, once succeeded.
     pub usage: Option<Usage>,
@@ -105,7 +105,7 @@ pub struct Execution {
     #[serde(serialize_with = "crate::time::serialize")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
-    /// When the first attempt began.
+    /// When the first counted attempt began.
     #[serde(serialize_with = "crate::time::serialize_option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<DateTime<Utc>>,
@@ -113,7 +113,7 @@ pub struct Execution {
     #[serde(serialize_with = "crate::time::serialize_option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<DateTime<Utc>>,
-    /// Milliseconds from the first attempt's start to the end.
+    /// Milliseconds from the first counted attempt's start to the end.
     pub duration_ms: Option<i64>,
     /// What was sent to the model; only with `?include=request`.
     #[serde(skip_serializing_if = "Option::is_none")]

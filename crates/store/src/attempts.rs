@@ -347,7 +347,7 @@ pub async fn not_running(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>, Store
     )
 }
 
-/// Fails runs still running `deadline` after their first attempt began, so
+/// Fails runs still running `deadline` after their first counted attempt began, so
 /// nothing stays running forever. Returns their ids.
 pub async fn sweep_overdue(
     pool: &PgPool,

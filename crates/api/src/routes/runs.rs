@@ -126,7 +126,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
     let key = value
         .to_str()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII text"))?;
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be ASCII text"))?;
     if key.is_empty() || key.chars().count() > MAX_IDEMPOTENCY_KEY {
         return Err(ApiError::invalid(
             "Idempotency-Key",
