@@ -205,6 +205,9 @@ async fn five_hundred_runs_across_two_worker_processes_each_complete_exactly_onc
     assert_eq!(listed.len(), 500);
     for execution in &listed {
         assert_eq!(execution["attempts"], 1, "{execution}");
+        // RFC 3339 in UTC with milliseconds: text order is time order.
+        let times = ["created_at", "started_at", "finished_at"].map(|at| execution[at].as_str());
+        assert!(times.is_sorted(), "{execution}");
         let task = execution["task"].as_str().unwrap_or_default();
         assert_eq!(
             execution["output"],
@@ -338,6 +341,28 @@ async fn a_retry_scheduled_for_later_is_not_taken_early() {
     assert!(waited >= Duration::from_secs(3), "retried after {waited:?}");
     assert_eq!(job_statuses_of(&app.pool, &id).await, ["Done", "Done"]);
     stop(app, workers).await;
+}
+
+#[tokio::test]
+async fn a_run_accepted_while_its_agent_was_being_deleted_is_cancelled_not_run() {
+    let (app, key) = platform().await;
+    let id = app.run(&key, "Ada", "Outrun the deletion").await;
+    // The deletion's own cancelling missed the run: as when the run commits
+    // just after it. Only the agent goes.
+    sqlx::query("DELETE FROM agents WHERE name = 'Ada'")
+        .execute(&app.pool)
+        .await
+        .expect("delete the agent");
+
+    let taker = worker("taker", &app, &[]);
+
+    let execution = app
+        .wait_status(&key, &id, "cancelled", Duration::from_secs(20))
+        .await;
+    assert_eq!(execution["error"]["code"], "cancelled", "{execution}");
+    assert_eq!(execution["attempts"], 0, "{execution}");
+    assert_written_once(&app, &[&id]).await;
+    stop(app, [taker]).await;
 }
 
 #[tokio::test]

@@ -66,7 +66,9 @@ pub enum Outcome {
 /// left, in one statement. `providers` says which adapter serves each model
 /// on this worker, recorded as the run's provider. Of the others, those
 /// whose last attempt had begun (its worker gone) are failed; the rest
-/// (finished, cancelled, unknown) need nothing.
+/// (finished, cancelled, unknown) need nothing. A queued run whose agent is
+/// gone is cancelled first: deleting the agent cancels its queued runs, and
+/// this catches one accepted while the deletion was under way.
 pub async fn claim(
     conn: &mut PgConnection,
     ids: &[Uuid],
@@ -84,13 +86,14 @@ pub async fn claim(
         request_id: Option<String>,
     }
 
+    cancel_orphans(conn, ids).await?;
     let providers: HashMap<&str, &str> = providers
         .iter()
         .map(|(model, provider)| (model.as_str(), provider.as_str()))
         .collect();
     let claimed: Vec<Claimed> = sqlx::query_as(
         "UPDATE executions SET status = 'running', attempts = attempts + 1, \
-         provider = $3::jsonb ->> model, started_at = coalesce(started_at, now()) \
+         provider = $3::jsonb ->> model, started_at = coalesce(started_at, clock_timestamp()) \
          WHERE id = ANY($1) AND status IN ('queued', 'running') AND attempts < $2 \
          RETURNING id, tenant_id, agent_name, model, request, attempts, request_id",
     )
@@ -123,6 +126,21 @@ pub async fn claim(
     Ok(Claims { runs, exhausted })
 }
 
+/// Cancels those of `ids` still queued whose agent no longer exists.
+async fn cancel_orphans(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE executions AS e SET status = 'cancelled', error_code = 'cancelled', \
+         error_message = $2, finished_at = clock_timestamp() \
+         WHERE e.id = ANY($1) AND e.status = 'queued' AND NOT EXISTS \
+         (SELECT 1 FROM agents AS a WHERE a.tenant_id = e.tenant_id AND a.id = e.agent_id)",
+    )
+    .bind(ids)
+    .bind(crate::executions::AGENT_DELETED)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Fails runs whose last attempt began on a worker that is gone.
 async fn exhaust(
     conn: &mut PgConnection,
@@ -135,7 +153,7 @@ async fn exhaust(
     Ok(sqlx::query_scalar(
         "UPDATE executions SET status = 'failed', error_code = 'internal', \
          error_message = 'The worker running the last attempt stopped before it finished.', \
-         finished_at = now() WHERE id = ANY($1) AND status = 'running' AND attempts >= $2 \
+         finished_at = clock_timestamp() WHERE id = ANY($1) AND status = 'running' AND attempts >= $2 \
          RETURNING id",
     )
     .bind(ids)
@@ -233,7 +251,7 @@ impl Succeeded {
         Ok(sqlx::query_scalar(
             "UPDATE executions AS e SET status = 'succeeded', output = r.output, \
              tool_calls = r.tool_calls, input_tokens = r.input_tokens, \
-             output_tokens = r.output_tokens, finished_at = now() \
+             output_tokens = r.output_tokens, finished_at = clock_timestamp() \
              FROM unnest($1::uuid[], $2::int[], $3::text[], $4::jsonb[], $5::int[], $6::int[]) \
              AS r(id, attempt, output, tool_calls, input_tokens, output_tokens) \
              WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt RETURNING e.id",
@@ -262,7 +280,7 @@ impl Failed {
     async fn write(self, conn: &mut PgConnection) -> Result<Vec<Uuid>, StoreError> {
         Ok(sqlx::query_scalar(
             "UPDATE executions AS e SET status = 'failed', error_code = r.code, \
-             error_message = r.message, finished_at = now() \
+             error_message = r.message, finished_at = clock_timestamp() \
              FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[]) \
              AS r(id, attempt, code, message) \
              WHERE e.id = r.id AND e.status = 'running' AND e.attempts = r.attempt RETURNING e.id",
@@ -357,7 +375,7 @@ pub async fn sweep_overdue(
     let message = format!("The run passed its deadline of {seconds} seconds and was stopped.");
     Ok(sqlx::query_scalar(
         "UPDATE executions SET status = 'failed', error_code = $2, error_message = $3, \
-         finished_at = now() WHERE status = 'running' \
+         finished_at = clock_timestamp() WHERE status = 'running' \
          AND started_at < now() - $1 * interval '1 second' RETURNING id",
     )
     .bind(seconds)

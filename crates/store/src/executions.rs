@@ -380,7 +380,7 @@ pub async fn list(
 pub async fn cancel(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Cancellation, StoreError> {
     let row: Option<ExecutionRow> = sqlx::query_as(concat!(
         "UPDATE executions SET status = 'cancelled', error_code = 'cancelled', ",
-        "error_message = 'Cancelled by the client.', finished_at = now() ",
+        "error_message = 'Cancelled by the client.', finished_at = clock_timestamp() ",
         "WHERE id = $1 AND tenant_id = $2 AND status IN ('queued', 'running') RETURNING ",
         execution_columns!()
     ))
@@ -397,6 +397,9 @@ pub async fn cancel(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Cancellatio
     })
 }
 
+/// Why a run of a deleted agent never ran.
+pub(crate) const AGENT_DELETED: &str = "The agent was deleted before the run started.";
+
 /// Cancels an agent's queued runs, in the transaction deleting it.
 pub(crate) async fn cancel_queued_of_agent(
     conn: &mut PgConnection,
@@ -405,11 +408,12 @@ pub(crate) async fn cancel_queued_of_agent(
 ) -> Result<u64, StoreError> {
     let cancelled = sqlx::query(
         "UPDATE executions SET status = 'cancelled', error_code = 'cancelled', \
-         error_message = 'The agent was deleted before the run started.', finished_at = now() \
+         error_message = $3, finished_at = clock_timestamp() \
          WHERE tenant_id = $1 AND agent_id = $2 AND status = 'queued'",
     )
     .bind(tenant)
     .bind(agent)
+    .bind(AGENT_DELETED)
     .execute(&mut *conn)
     .await?;
     Ok(cancelled.rows_affected())

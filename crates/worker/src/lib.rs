@@ -16,6 +16,7 @@
 //! | `running` | `failed` | worker, claim | a redelivered job whose last attempt had already begun |
 //! | `running` | `failed` | sweeper | still running past `RUN_DEADLINE_SECS` |
 //! | `queued`, `running` | `cancelled` | API | the client cancels, or deletes the agent (queued only) |
+//! | `queued` | `cancelled` | worker, claim | its agent is gone: the run was accepted while the agent was being deleted |
 //!
 //! An attempt cut short by a shutdown (SIGTERM past the grace period) is
 //! given back, so rolling restarts cannot use up a run's attempts; a worker
