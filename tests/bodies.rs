@@ -620,18 +620,21 @@ async fn a_json_body_with_a_content_coding_or_two_content_types_is_a_415() {
 }
 
 #[tokio::test]
-async fn json_with_a_charset_parameter_is_accepted() {
+async fn json_declared_utf8_is_accepted_and_in_another_charset_is_a_415() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;
+    let post = |content_type| {
+        app.call(Method::POST, "/tools")
+            .key(&key)
+            .raw(content_type, tool().to_string())
+            .send()
+    };
 
-    let reply = app
-        .call(Method::POST, "/tools")
-        .key(&key)
-        .raw("application/json; charset=utf-8", tool().to_string())
-        .send()
-        .await;
+    let utf8 = post("application/json; charset=utf-8").await;
+    let latin1 = post("application/json; charset=latin1").await;
 
-    reply.expect(201);
+    utf8.expect(201);
+    latin1.problem(415);
     app.stop().await;
 }
 

@@ -123,15 +123,17 @@ fn declares_json(request: &Request) -> bool {
     if encoded {
         return false;
     }
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
     // Only JSON itself: a `+json` type such as merge-patch promises
-    // semantics this API does not implement.
-    essence == "application/json"
+    // semantics this API does not implement. JSON is UTF-8: a body declared
+    // in another charset would be misread.
+    essence.eq_ignore_ascii_case("application/json")
+        && parts.all(|parameter| {
+            let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
+            !name.trim().eq_ignore_ascii_case("charset")
+                || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        })
 }
 
 fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
@@ -357,7 +359,9 @@ async fn path_segment<S: Send + Sync>(
     let axum::extract::Path(segment) =
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::NotFound("Nothing exists at this path.".to_owned()))?;
+            .map_err(|_| {
+                ApiError::NotFound(format!("Nothing has that {name}: it is not valid UTF-8."))
+            })?;
     if segment.contains('\0') {
         return Err(ApiError::invalid(name, "must not contain U+0000"));
     }

@@ -132,7 +132,7 @@ pub async fn cancel(
         }
         Cancellation::NotFound => Err(not_found(id)),
         Cancellation::AlreadyFinished(status) => Err(ApiError::Conflict(format!(
-            "The execution already {status}; only queued or running executions can be cancelled."
+            "The execution is already {status}; only queued or running executions can be cancelled."
         ))),
     }
 }
