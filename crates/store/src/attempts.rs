@@ -67,8 +67,8 @@ pub enum Outcome {
 /// on this worker, recorded as the run's provider. Of the others, those
 /// whose last attempt had begun (its worker gone) are failed; the rest
 /// (finished, cancelled, unknown) need nothing. A queued run whose agent is
-/// gone is cancelled first: deleting the agent cancels its queued runs, and
-/// this catches one accepted while the deletion was under way.
+/// gone is not claimed but cancelled: deleting the agent cancels its queued
+/// runs, and this catches one accepted while the deletion was under way.
 pub async fn claim(
     conn: &mut PgConnection,
     ids: &[Uuid],
@@ -86,7 +86,6 @@ pub async fn claim(
         request_id: Option<String>,
     }
 
-    cancel_orphans(conn, ids).await?;
     let providers: HashMap<&str, &str> = providers
         .iter()
         .map(|(model, provider)| (model.as_str(), provider.as_str()))
@@ -95,6 +94,8 @@ pub async fn claim(
         "UPDATE executions SET status = 'running', attempts = attempts + 1, \
          provider = $3::jsonb ->> model, started_at = coalesce(started_at, clock_timestamp()) \
          WHERE id = ANY($1) AND status IN ('queued', 'running') AND attempts < $2 \
+         AND (status = 'running' OR EXISTS (SELECT 1 FROM agents AS a \
+              WHERE a.tenant_id = executions.tenant_id AND a.id = executions.agent_id)) \
          RETURNING id, tenant_id, agent_name, model, request, attempts, request_id",
     )
     .bind(ids)
@@ -122,12 +123,16 @@ pub async fn claim(
         .copied()
         .filter(|id| !runs.iter().any(|run| run.id == *id))
         .collect();
+    cancel_orphans(conn, &unclaimed).await?;
     let exhausted = exhaust(conn, &unclaimed, max_attempts).await?;
     Ok(Claims { runs, exhausted })
 }
 
 /// Cancels those of `ids` still queued whose agent no longer exists.
 async fn cancel_orphans(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "UPDATE executions AS e SET status = 'cancelled', error_code = 'cancelled', \
          error_message = $2, finished_at = clock_timestamp() \
