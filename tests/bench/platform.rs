@@ -192,7 +192,8 @@ impl Bench {
     }
 
     /// Submits runs one at a time on an idle queue; for each, the time from
-    /// its commit to its claim by a worker, by the database's clock.
+    /// the start of the transaction recording it to its claim by a worker,
+    /// by the database's clock.
     async fn pickups(&self) -> Vec<f64> {
         let mut latencies = Vec::with_capacity(PICKUPS);
         for _ in 0..PICKUPS {
