@@ -254,35 +254,24 @@ async fn insert(
         execution_columns!()
     ))
     .bind(&ids)
-    .bind(news.iter().map(|new| new.tenant).collect::<Vec<_>>())
-    .bind(news.iter().map(|new| new.agent_id).collect::<Vec<_>>())
-    .bind(
-        news.iter()
-            .map(|new| new.agent_name.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        news.iter()
-            .map(|new| new.model.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        news.iter()
-            .map(|new| new.prompt.task.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(news.iter().map(|new| Json(&new.prompt)).collect::<Vec<_>>())
-    .bind(
-        news.iter()
-            .map(|new| new.request_id.as_deref())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(news, |new| new.tenant))
+    .bind(column(news, |new| new.agent_id))
+    .bind(column(news, |new| new.agent_name.as_str()))
+    .bind(column(news, |new| new.model.as_str()))
+    .bind(column(news, |new| new.prompt.task.as_str()))
+    .bind(column(news, |new| Json(&new.prompt)))
+    .bind(column(news, |new| new.request_id.as_deref()))
     .fetch_all(&mut *conn)
     .await?;
     // RETURNING promises no order: put the rows back in the order given.
     let order: HashMap<Uuid, usize> = ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
     rows.sort_by_key(|row| order.get(&row.id).copied());
     Ok(rows)
+}
+
+/// One field of every run, as an array to `unnest`.
+fn column<'a, T>(news: &'a [NewExecution], field: impl Fn(&'a NewExecution) -> T) -> Vec<T> {
+    news.iter().map(field).collect()
 }
 
 /// Claims the key for `execution`, replacing an expired claim in place.
