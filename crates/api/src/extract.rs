@@ -117,17 +117,15 @@ fn declares_json(request: &Request) -> bool {
     let (Some(content_type), None) = (content_types.next(), content_types.next()) else {
         return false;
     };
-    let Ok(content_type) = content_type.to_str() else {
-        return false;
-    };
-    if encoded {
-        return false;
-    }
+    !encoded && content_type.to_str().is_ok_and(is_json_in_utf8)
+}
+
+/// `application/json`, with no charset but UTF-8. Only JSON itself: a
+/// `+json` type such as merge-patch promises semantics this API does not
+/// implement; and a body declared in another charset would be misread.
+fn is_json_in_utf8(content_type: &str) -> bool {
     let mut parts = content_type.split(';');
     let essence = parts.next().unwrap_or_default().trim();
-    // Only JSON itself: a `+json` type such as merge-patch promises
-    // semantics this API does not implement. JSON is UTF-8: a body declared
-    // in another charset would be misread.
     essence.eq_ignore_ascii_case("application/json")
         && parts.all(|parameter| {
             let (name, value) = parameter.split_once('=').unwrap_or((parameter, ""));
