@@ -588,29 +588,17 @@ async fn a_body_without_a_json_content_type_is_a_415() {
 async fn a_json_body_with_a_content_coding_or_two_content_types_is_a_415() {
     let app = TestApp::start().await;
     let key = app.tenant("acme").await;
-    let body = tool().to_string();
+    let post_with = |name, value| {
+        app.call(Method::POST, "/tools")
+            .key(&key)
+            .raw("application/json", tool().to_string())
+            .header(name, value)
+            .send()
+    };
 
-    let gzipped = app
-        .call(Method::POST, "/tools")
-        .key(&key)
-        .raw("application/json", body.clone())
-        .header("content-encoding", "gzip")
-        .send()
-        .await;
-    let typed_twice = app
-        .call(Method::POST, "/tools")
-        .key(&key)
-        .raw("application/json", body.clone())
-        .header("content-type", "text/plain")
-        .send()
-        .await;
-    let identity = app
-        .call(Method::POST, "/tools")
-        .key(&key)
-        .raw("application/json", body)
-        .header("content-encoding", "identity")
-        .send()
-        .await;
+    let gzipped = post_with("content-encoding", "gzip").await;
+    let typed_twice = post_with("content-type", "text/plain").await;
+    let identity = post_with("content-encoding", "identity").await;
 
     for reply in [gzipped, typed_twice] {
         assert!(reply.detail(415).contains("uncompressed"), "{}", reply.text);

@@ -37,6 +37,14 @@ async fn cancel(app: &TestApp, key: &str, id: &str) -> Reply {
         .await
 }
 
+/// How many executions the database holds, of every tenant.
+async fn executions_recorded(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM executions")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count executions")
+}
+
 /// The items of a list reply, checked to be one.
 #[track_caller]
 fn items(reply: &Reply) -> Vec<Value> {
@@ -608,11 +616,7 @@ async fn concurrent_submissions_with_one_idempotency_key_create_exactly_one_exec
         .filter(|reply| reply.header("idempotent-replayed").is_none())
         .count();
     assert_eq!(created, 1);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM executions")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count executions");
-    assert_eq!(rows, 1);
+    assert_eq!(executions_recorded(&app).await, 1);
     app.stop().await;
 }
 
@@ -900,11 +904,7 @@ async fn a_run_the_database_refuses_does_not_sink_the_runs_submitted_with_it() {
     assert_eq!(created(&outcomes[0]).task, "one");
     assert!(outcomes[1].is_err(), "{:?}", outcomes[1]);
     assert_eq!(created(&outcomes[2]).task, "two");
-    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM executions")
-        .fetch_one(&app.pool)
-        .await
-        .expect("count");
-    assert_eq!(recorded, 2);
+    assert_eq!(executions_recorded(&app).await, 2);
     app.stop().await;
 }
 
