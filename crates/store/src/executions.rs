@@ -202,14 +202,10 @@ pub async fn submit(pool: &PgPool, new: NewExecution) -> Result<Submission, Stor
         tx.rollback().await?;
         return replay(pool, new.tenant, claim).await;
     }
-    queue::push_now(
-        &mut tx,
-        [RunJob {
-            execution_id: row.id,
-        }],
-    )
-    .await?;
-
+    let job = RunJob {
+        execution_id: row.id,
+    };
+    queue::push_now(&mut tx, [job]).await?;
     let execution = row.try_into()?;
 
     tx.commit().await?;
